@@ -1,0 +1,176 @@
+"""Settings: one frozen object built from ``HOOKLINE_*`` environment variables and CLI flags.
+
+Every setting, its variable and its default are declared here once; ``hookline settings``
+prints them and ``docs/configuration.md`` is checked against them by the tests.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from .retry import RetryPolicy, parse_duration, parse_schedule
+
+DEFAULT_DATABASE_URL = "sqlite:///hookline-data/hookline.db"
+DEFAULT_SCHEDULE = "0s,5s,5m,30m,2h,5h,10h,10h"
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {text!r} (use true or false)")
+
+
+def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in text.split(",") if p.strip())
+
+
+def _setting(default: Any, env: str, doc: str, parse: Callable[[str], Any] = str) -> Any:
+    return field(default=default, metadata={"env": env, "doc": doc, "parse": parse})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    database_url: str = _setting(
+        DEFAULT_DATABASE_URL,
+        "HOOKLINE_DATABASE_URL",
+        "Where hookline keeps its data: sqlite:///path/to/file.db (the default, a file under "
+        "./hookline-data).",
+    )
+    host: str = _setting("127.0.0.1", "HOOKLINE_HOST", "Address `hookline serve` listens on.")
+    port: int = _setting(8000, "HOOKLINE_PORT", "Port `hookline serve` listens on.", int)
+    api_key: str | None = _setting(
+        None,
+        "HOOKLINE_API_KEY",
+        "The admin API key. Unset: one is generated on first start, stored hashed and printed "
+        "once.",
+    )
+    egress_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = _setting(
+        (),
+        "HOOKLINE_EGRESS_ALLOW",
+        "Comma-separated CIDRs the egress guard lets deliveries reach although they are "
+        "private, loopback or reserved (e.g. 127.0.0.1/32 for a receiver on this machine).",
+        _networks,
+    )
+    retry_schedule: tuple[float, ...] = _setting(
+        parse_schedule(DEFAULT_SCHEDULE),
+        "HOOKLINE_RETRY_SCHEDULE",
+        f"Delay before each attempt, the first included: {DEFAULT_SCHEDULE}.",
+        parse_schedule,
+    )
+    retry_jitter: float = _setting(
+        0.2, "HOOKLINE_RETRY_JITTER", "Spread of each retry delay, as a fraction (0.2 = ±20 %).",
+        float,
+    )
+    retry_after_max: float = _setting(
+        3600.0,
+        "HOOKLINE_RETRY_AFTER_MAX",
+        "Longest Retry-After a receiver can ask for (a duration, e.g. 1h).",
+        parse_duration,
+    )
+    attempt_timeout: float = _setting(
+        15.0,
+        "HOOKLINE_ATTEMPT_TIMEOUT",
+        "Total deadline of one attempt: connect, send, headers and body together.",
+        parse_duration,
+    )
+    response_body_max: int = _setting(
+        65536,
+        "HOOKLINE_RESPONSE_BODY_MAX",
+        "Bytes of a receiver's response body that are read and stored; the rest is never read.",
+        int,
+    )
+    max_payload_bytes: int = _setting(
+        1048576, "HOOKLINE_MAX_PAYLOAD_BYTES", "Largest event body accepted on publish.", int
+    )
+    signature_header: str = _setting(
+        "X-PeopleForce-Signature",
+        "HOOKLINE_SIGNATURE_HEADER",
+        "Name of the header that carries sha256=<hex HMAC-SHA256(secret, body)>.",
+    )
+    validate_payloads: bool = _setting(
+        False,
+        "HOOKLINE_VALIDATE_PAYLOADS",
+        "Reject published events whose data does not match the topic's JSON Schema.",
+        _bool,
+    )
+    topics_file: str | None = _setting(
+        None,
+        "HOOKLINE_TOPICS_FILE",
+        "A JSON file of extra topics ([{name, description, group, schema, example}]) added to "
+        "the packaged catalog.",
+    )
+    concurrency: int = _setting(
+        64, "HOOKLINE_CONCURRENCY", "Requests a dispatcher keeps in flight at most.", int
+    )
+    claim_batch: int = _setting(
+        200, "HOOKLINE_CLAIM_BATCH", "Due deliveries a dispatcher claims at once at most.", int
+    )
+    lease_seconds: float = _setting(
+        60.0,
+        "HOOKLINE_LEASE",
+        "How long a claimed delivery stays leased; a crashed dispatcher's deliveries are sent "
+        "again after it. Must exceed the attempt timeout.",
+        parse_duration,
+    )
+    poll_interval: float = _setting(
+        1.0,
+        "HOOKLINE_POLL_INTERVAL",
+        "Longest a dispatcher sleeps before looking for due deliveries that nothing announced.",
+        parse_duration,
+    )
+    idempotency_ttl: float = _setting(
+        86400.0,
+        "HOOKLINE_IDEMPOTENCY_TTL",
+        "How long a publish's Idempotency-Key is remembered.",
+        parse_duration,
+    )
+
+    def __post_init__(self) -> None:
+        if self.lease_seconds <= self.attempt_timeout:
+            raise ValueError(
+                "HOOKLINE_LEASE must be longer than HOOKLINE_ATTEMPT_TIMEOUT, or deliveries "
+                "still in flight would be sent twice"
+            )
+        for name in ("concurrency", "claim_batch", "max_payload_bytes", "response_body_max"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
+        """Settings from ``env`` (e.g. ``os.environ``); ``overrides`` (CLI flags) win."""
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            raw = env.get(spec.metadata["env"])
+            if raw is not None and raw != "":
+                try:
+                    values[spec.name] = spec.metadata["parse"](raw)
+                except ValueError as exc:
+                    raise ValueError(f"{spec.metadata['env']}: {exc}") from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(self.retry_schedule, self.retry_jitter, self.retry_after_max)
+
+
+def documented_settings() -> list[tuple[str, str, str]]:
+    """(variable, default, description) for every setting."""
+    rows = []
+    for spec in fields(Settings):
+        default = spec.default
+        if spec.name == "retry_schedule":
+            default = DEFAULT_SCHEDULE
+        elif default is None or default == ():
+            default = "(unset)"
+        rows.append((spec.metadata["env"], str(default), spec.metadata["doc"]))
+    return rows

@@ -1,0 +1,292 @@
+"""The egress guard: the one way out of the process to a payload URL.
+
+Every delivery, test event and redelivery is sent by ``Egress.post``. The guard resolves a
+host once, refuses the request if any address it resolves to (or the IP literal in the URL)
+lies in a loopback, private, link-local, metadata, multicast or other reserved range, and lets
+aiohttp connect to exactly the addresses it checked, so a DNS answer cannot change between
+the check and the connection. Redirects are never followed. One deadline covers the whole
+attempt; a response body is read up to a cap and no further.
+
+``HOOKLINE_EGRESS_ALLOW`` (CIDRs) turns ranges back on, for self-hosted receivers and tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import ssl
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from .models import ErrorKind
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_BLOCKED: tuple[tuple[str, str], ...] = (
+    ("0.0.0.0/8", "'this network'"),
+    ("10.0.0.0/8", "private"),
+    ("100.64.0.0/10", "carrier-grade NAT"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local (cloud metadata)"),
+    ("172.16.0.0/12", "private"),
+    ("192.0.0.0/24", "IETF protocol assignments"),
+    ("192.0.2.0/24", "documentation"),
+    ("192.88.99.0/24", "6to4 relay"),
+    ("192.168.0.0/16", "private"),
+    ("198.18.0.0/15", "benchmarking"),
+    ("198.51.100.0/24", "documentation"),
+    ("203.0.113.0/24", "documentation"),
+    ("224.0.0.0/4", "multicast"),
+    ("240.0.0.0/4", "reserved"),
+    ("168.63.129.16/32", "cloud platform metadata"),
+    ("::/8", "reserved IPv6 (loopback, unspecified)"),
+    ("64:ff9b:1::/48", "local-use NAT64"),
+    ("100::/64", "discard-only"),
+    ("2001::/23", "IETF protocol assignments"),
+    ("2001:db8::/32", "documentation"),
+    ("fc00::/7", "unique local (private)"),
+    ("fe80::/10", "link-local"),
+    ("fec0::/10", "site-local"),
+    ("ff00::/8", "multicast"),
+)
+BLOCKED_NETWORKS: tuple[tuple[IPNetwork, str], ...] = tuple(
+    (ipaddress.ip_network(cidr), why) for cidr, why in _BLOCKED
+)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
+
+
+class EgressBlocked(Exception):
+    """The egress guard refused the destination."""
+
+
+def effective_address(ip: IPAddress) -> IPAddress:
+    """The address that decides: an IPv6 address carrying an IPv4 one (mapped, compatible,
+    NAT64, 6to4) is judged as that IPv4 address."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return ip
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    packed = ip.packed
+    if ip in _NAT64 or (packed[:12] == bytes(12) and int(ip) > 1):
+        return ipaddress.IPv4Address(packed[12:])
+    return ip
+
+
+def blocked_reason(ip: IPAddress, allow: Iterable[IPNetwork] = ()) -> str | None:
+    """Why the guard refuses ``ip`` (a range's description), or None when it may be reached."""
+    effective = effective_address(ip)
+    if any(ip in network or effective in network for network in allow):
+        return None
+    for network, why in BLOCKED_NETWORKS:
+        if effective in network:
+            return f"{effective} is {why}" if effective == ip else f"{ip} ({effective}) is {why}"
+    return None
+
+
+def ip_literal(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]").split("%")[0])
+    except ValueError:
+        return None
+
+
+class EgressGuard:
+    def __init__(self, allow: Iterable[IPNetwork] = ()) -> None:
+        self.allow = tuple(allow)
+
+    def check_ip(self, ip: IPAddress) -> None:
+        reason = blocked_reason(ip, self.allow)
+        if reason is not None:
+            raise EgressBlocked(
+                f"blocked by the egress guard: {reason}; to deliver there, add its range to "
+                "HOOKLINE_EGRESS_ALLOW"
+            )
+
+    def check_host(self, host: str) -> None:
+        """Refuse an IP literal in a blocked range; names are checked when they resolve."""
+        ip = ip_literal(host)
+        if ip is not None:
+            self.check_ip(ip)
+
+
+class _GuardedResolver(AbstractResolver):
+    """Resolves through the system resolver and refuses if any answer is blocked."""
+
+    def __init__(self, guard: EgressGuard) -> None:
+        self._guard = guard
+        self._inner = aiohttp.ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        answers = await self._inner.resolve(host, port, family)
+        for answer in answers:
+            self._guard.check_ip(ipaddress.ip_address(answer["host"]))
+        return answers
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpResult:
+    """What one POST came to: a response, an error, or a response cut short by an error."""
+
+    request_headers: dict[str, str]
+    status: int | None
+    headers: dict[str, str] | None
+    body: bytes | None
+    error_kind: ErrorKind | None
+    error_message: str | None
+    duration_ms: int
+
+    @property
+    def ok(self) -> bool:
+        return self.error_kind is None
+
+
+def _joined(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in headers:
+        out[name] = f"{out[name]}, {value}" if name in out else value
+    return out
+
+
+def _classify(exc: BaseException) -> tuple[ErrorKind, str]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    for link in chain:
+        if isinstance(link, EgressBlocked):
+            return ErrorKind.BLOCKED, str(link)
+    if isinstance(exc, TimeoutError):
+        return ErrorKind.TIMEOUT, "no complete answer within the attempt deadline"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return ErrorKind.DNS, f"cannot resolve the host: {exc.os_error}"
+    if isinstance(exc, aiohttp.ClientSSLError) or any(
+        isinstance(link, ssl.SSLError) for link in chain
+    ):
+        return ErrorKind.TLS, f"TLS failed: {exc}"
+    if any(isinstance(link, ConnectionRefusedError) for link in chain):
+        return ErrorKind.CONNECTION_REFUSED, f"connection refused: {exc}"
+    return ErrorKind.CONNECTION, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class Egress:
+    """Sends POSTs to payload URLs through the guard, over one keep-alive pool."""
+
+    def __init__(
+        self,
+        guard: EgressGuard,
+        *,
+        timeout: float,
+        body_limit: int,
+        max_connections: int = 100,
+    ) -> None:
+        self.guard = guard
+        self._timeout = timeout
+        self._body_limit = body_limit
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            resolver=_GuardedResolver(self.guard),
+            limit=self._max_connections,
+            limit_per_host=0,
+            ttl_dns_cache=10,
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            # the real deadline is asyncio.timeout in post(); this is a backstop
+            timeout=aiohttp.ClientTimeout(total=self._timeout + 5),
+            auto_decompress=False,
+            trust_env=False,
+            skip_auto_headers=("Accept-Encoding",),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def post(self, url: str, headers: Mapping[str, str], body: bytes) -> HttpResult:
+        if self._session is None:
+            self._session = self._open()
+        started = time.perf_counter()
+        sent = dict(headers)
+        status: int | None = None
+        response_headers: dict[str, str] | None = None
+        chunks: list[bytes] = []
+        try:
+            async with asyncio.timeout(self._timeout):
+                self.guard.check_host(urlsplit(url).hostname or "")
+                async with self._session.post(
+                    url, data=body, headers=sent, allow_redirects=False
+                ) as response:
+                    sent = _joined(response.request_info.headers.items())
+                    status = response.status
+                    response_headers = _joined(response.headers.items())
+                    await self._read_capped(response, chunks)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            kind, message = _classify(exc)
+            return self._result(sent, status, response_headers, chunks, started, kind, message)
+        kind_and_message = _judge(status, response_headers)
+        return self._result(sent, status, response_headers, chunks, started, *kind_and_message)
+
+    async def _read_capped(self, response: aiohttp.ClientResponse, chunks: list[bytes]) -> None:
+        remaining = self._body_limit
+        while remaining > 0:
+            chunk = await response.content.read(remaining)
+            if not chunk:
+                return
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        if not response.content.at_eof():
+            # the rest is never read: drop the connection rather than drain it
+            response.close()
+
+    def _result(
+        self,
+        sent: dict[str, str],
+        status: int | None,
+        headers: dict[str, str] | None,
+        chunks: list[bytes],
+        started: float,
+        kind: ErrorKind | None,
+        message: str | None,
+    ) -> HttpResult:
+        return HttpResult(
+            request_headers=sent,
+            status=status,
+            headers=headers,
+            body=b"".join(chunks) if status is not None else None,
+            error_kind=kind,
+            error_message=message,
+            duration_ms=round((time.perf_counter() - started) * 1000),
+        )
+
+
+def _judge(status: int | None, headers: Mapping[str, Any] | None) -> tuple[ErrorKind | None, str | None]:
+    assert status is not None
+    if 200 <= status < 300:
+        return None, None
+    if 300 <= status < 400:
+        location = (headers or {}).get("Location", "(no Location header)")
+        return ErrorKind.REDIRECT, f"HTTP {status} redirect to {location}; redirects are not followed"
+    return ErrorKind.BAD_STATUS, f"HTTP {status}"

@@ -1,0 +1,136 @@
+"""The store interface: everything hookline keeps, behind one set of async methods.
+
+A backend runs its own SQL, turns rows into ``models`` records and translates driver errors
+into ``errors`` before they leave it. The deliveries table is the delivery queue: a
+dispatcher claims due rows under a lease (``claim``) and reports what happened (``record``).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..models import (
+    Delivery,
+    DeliveryDetail,
+    DeliveryFilter,
+    Event,
+    Job,
+    Outcome,
+    Page,
+    Webhook,
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewEvent:
+    """An event to store, with the deliveries it fans out to."""
+
+    id: str
+    tenant_id: str
+    action: str
+    payload: bytes
+    created_at: datetime
+    #: deliver to this webhook alone (a test event), whatever it subscribes to
+    only_webhook_id: str | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+    idempotency_expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredEvent:
+    event: Event
+    delivery_ids: tuple[str, ...]
+    #: True when an Idempotency-Key matched an earlier publish and nothing new was stored
+    replayed: bool
+
+
+class Store(abc.ABC):
+    @abc.abstractmethod
+    async def migrate(self) -> list[int]:
+        """Apply pending migrations; return the versions applied."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    # -- API keys ------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def add_api_key(self, key_id: str, tenant_id: str, key_hash: str, now: datetime) -> None:
+        ...
+
+    @abc.abstractmethod
+    async def tenant_for_key(self, key_hash: str) -> str | None:
+        """The tenant an API key (by hash) acts for, or None."""
+
+    @abc.abstractmethod
+    async def count_api_keys(self) -> int: ...
+
+    # -- webhooks ------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def insert_webhook(self, webhook: Webhook) -> None: ...
+
+    @abc.abstractmethod
+    async def get_webhook(self, tenant_id: str, webhook_id: str) -> Webhook:
+        """Raise NotFound unless the tenant has that webhook."""
+
+    @abc.abstractmethod
+    async def list_webhooks(self, tenant_id: str, cursor: str | None, limit: int) -> Page: ...
+
+    @abc.abstractmethod
+    async def update_webhook(self, webhook: Webhook) -> None:
+        """Replace the stored webhook (same id and tenant); raise NotFound if it is gone."""
+
+    @abc.abstractmethod
+    async def delete_webhook(self, tenant_id: str, webhook_id: str) -> None:
+        """Delete the webhook with its deliveries and attempts; raise NotFound if none."""
+
+    # -- events --------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def insert_event(self, new: NewEvent) -> StoredEvent:
+        """Store the event and one pending delivery per subscribed, enabled webhook, atomically.
+
+        With an idempotency key already stored and unexpired, store nothing and return the
+        original event (``replayed``); raise IdempotencyConflict if its request hash differs.
+        """
+
+    @abc.abstractmethod
+    async def get_event(self, tenant_id: str, event_id: str) -> Event: ...
+
+    # -- deliveries ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def list_deliveries(
+        self, query: DeliveryFilter, cursor: str | None, limit: int
+    ) -> Page: ...
+
+    @abc.abstractmethod
+    async def get_delivery(self, tenant_id: str, delivery_id: str) -> DeliveryDetail: ...
+
+    @abc.abstractmethod
+    async def redeliver(self, tenant_id: str, delivery_id: str, now: datetime) -> Delivery:
+        """Make the delivery due now for one manual attempt (its webhook-id unchanged)."""
+
+    # -- the dispatcher's queue ----------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def claim(
+        self, now: datetime, limit: int, lease_until: datetime, lease_token: str
+    ) -> list[Job]:
+        """Lease up to ``limit`` due deliveries (pending, or delivering with an expired lease)."""
+
+    @abc.abstractmethod
+    async def record(self, outcomes: list[Outcome]) -> None:
+        """Store the attempts and move each delivery on, unless its lease was taken meanwhile."""
+
+    @abc.abstractmethod
+    async def release(self, jobs: list[Job], now: datetime) -> None:
+        """Give leased, unsent deliveries back to the queue, due now."""
+
+    @abc.abstractmethod
+    async def next_due_at(self) -> datetime | None:
+        """When the earliest queued delivery becomes due (or its lease expires)."""

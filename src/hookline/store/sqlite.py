@@ -1,0 +1,614 @@
+"""The SQLite store: the embedded default, one file, one writer.
+
+Each connection lives in a thread of its own and every call runs whole there, so a
+transaction is never interleaved with another coroutine's statements. Writes share one
+connection (SQLite has one writer anyway); reads use a second one, which WAL lets run beside
+the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from ..errors import IdempotencyConflict, NotFound, StoreUnavailable
+from ..ids import new_id
+from ..models import (
+    Attempt,
+    Delivery,
+    DeliveryDetail,
+    DeliveryFilter,
+    DeliveryStatus,
+    ErrorKind,
+    Event,
+    Job,
+    Outcome,
+    Page,
+    Webhook,
+)
+from .base import NewEvent, Store, StoredEvent
+
+T = TypeVar("T")
+
+_QUEUED = "('pending', 'delivering')"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _us(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def _dt(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def _dt_or_none(us: int | None) -> datetime | None:
+    return None if us is None else _dt(us)
+
+
+class _Connection:
+    """One SQLite connection, owned by one thread; ``run`` executes a function there."""
+
+    def __init__(self, path: str, name: str) -> None:
+        self._path = path
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"hookline-sqlite-{name}")
+        self._conn: sqlite3.Connection | None = None
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=True)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode = WAL")
+        # FULL: a publish answered 2xx survives a power cut, not only a process crash
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA busy_timeout = 10000")
+        return conn
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._conn is None:
+            self._conn = self._open()
+        try:
+            return fn(self._conn)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite error: {exc}") from exc
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, fn)
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
+        self._executor.shutdown(wait=True)
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _webhook(row: sqlite3.Row) -> Webhook:
+    return Webhook(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        name=row["name"],
+        url=row["url"],
+        topics=tuple(orjson.loads(row["topics"])),
+        enabled=bool(row["enabled"]),
+        secret=row["secret"],
+        created_at=_dt(row["created_at"]),
+        updated_at=_dt(row["updated_at"]),
+    )
+
+
+def _event(row: sqlite3.Row) -> Event:
+    return Event(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        action=row["action"],
+        payload=bytes(row["payload"]),
+        created_at=_dt(row["created_at"]),
+        deliveries_count=row["deliveries_count"],
+    )
+
+
+def _delivery(row: sqlite3.Row) -> Delivery:
+    return Delivery(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        event_id=row["event_id"],
+        webhook_id=row["webhook_id"],
+        topic=row["topic"],
+        status=DeliveryStatus(row["status"]),
+        attempts_count=row["attempts_count"],
+        next_attempt_at=_dt_or_none(row["next_attempt_at"]),
+        last_status_code=row["last_status_code"],
+        created_at=_dt(row["created_at"]),
+    )
+
+
+def _attempt(row: sqlite3.Row, body: bytes) -> Attempt:
+    return Attempt(
+        id=row["id"],
+        delivery_id=row["delivery_id"],
+        number=row["number"],
+        manual=bool(row["manual"]),
+        started_at=_dt(row["started_at"]),
+        duration_ms=row["duration_ms"],
+        request_url=row["request_url"],
+        request_headers=orjson.loads(row["request_headers"]),
+        request_body=body,
+        response_status=row["response_status"],
+        response_headers=(
+            None if row["response_headers"] is None else orjson.loads(row["response_headers"])
+        ),
+        response_body=None if row["response_body"] is None else bytes(row["response_body"]),
+        error_kind=None if row["error_kind"] is None else ErrorKind(row["error_kind"]),
+        error_message=row["error_message"],
+    )
+
+
+def _page(items: list[Any], limit: int) -> Page:
+    more = len(items) > limit
+    items = items[:limit]
+    return Page(items=tuple(items), next_cursor=items[-1].id if more else None)
+
+
+class SqliteStore(Store):
+    def __init__(self, path: str) -> None:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._writer = _Connection(path, "writer")
+        self._reader = _Connection(path, "reader")
+
+    @classmethod
+    def from_url(cls, url: str) -> SqliteStore:
+        # sqlite:///relative/path.db and sqlite:////absolute/path.db, as SQLAlchemy spells them
+        path = url.removeprefix("sqlite://")
+        return cls(path[1:] if path.startswith("/") else path)
+
+    async def close(self) -> None:
+        await self._writer.close()
+        await self._reader.close()
+
+    async def migrate(self) -> list[int]:
+        folder = resources.files("hookline.store").joinpath("migrations/sqlite")
+        scripts = sorted(
+            (int(entry.name.split("_")[0]), entry.read_text("utf-8"))
+            for entry in folder.iterdir()
+            if entry.name.endswith(".sql")
+        )
+
+        def apply(conn: sqlite3.Connection) -> list[int]:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"
+            )
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            applied = []
+            for version, script in scripts:
+                if version in done:
+                    continue
+                # executescript commits first; the BEGIN inside makes each migration atomic
+                conn.executescript(
+                    f"BEGIN IMMEDIATE;\n{script}\nINSERT INTO schema_migrations VALUES "
+                    f"({version}, {_us(datetime.now(UTC))});\nCOMMIT;"
+                )
+                applied.append(version)
+            return applied
+
+        return await self._writer.run(apply)
+
+    # -- API keys ------------------------------------------------------------------------------
+
+    async def add_api_key(self, key_id: str, tenant_id: str, key_hash: str, now: datetime) -> None:
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO api_keys (id, tenant_id, key_hash, created_at) VALUES (?, ?, ?, ?)",
+                (key_id, tenant_id, key_hash, _us(now)),
+            )
+
+        await self._writer.run(insert)
+
+    async def tenant_for_key(self, key_hash: str) -> str | None:
+        def find(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT tenant_id FROM api_keys WHERE key_hash = ?", (key_hash,)
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._reader.run(find)
+
+    async def count_api_keys(self) -> int:
+        return await self._reader.run(
+            lambda conn: int(conn.execute("SELECT count(*) FROM api_keys").fetchone()[0])
+        )
+
+    # -- webhooks ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _write_topics(conn: sqlite3.Connection, webhook: Webhook) -> None:
+        conn.execute("DELETE FROM webhook_topics WHERE webhook_id = ?", (webhook.id,))
+        conn.executemany(
+            "INSERT INTO webhook_topics (tenant_id, topic, webhook_id) VALUES (?, ?, ?)",
+            [(webhook.tenant_id, topic, webhook.id) for topic in webhook.topics],
+        )
+
+    @staticmethod
+    def _webhook_row(webhook: Webhook) -> tuple[Any, ...]:
+        return (
+            webhook.name,
+            webhook.url,
+            webhook.secret,
+            int(webhook.enabled),
+            orjson.dumps(list(webhook.topics)).decode(),
+            _us(webhook.updated_at),
+            webhook.id,
+            webhook.tenant_id,
+        )
+
+    async def insert_webhook(self, webhook: Webhook) -> None:
+        def insert(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.execute(
+                    "INSERT INTO webhooks (name, url, secret, enabled, topics, updated_at, id, "
+                    "tenant_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*self._webhook_row(webhook), _us(webhook.created_at)),
+                )
+                self._write_topics(conn, webhook)
+
+        await self._writer.run(insert)
+
+    async def get_webhook(self, tenant_id: str, webhook_id: str) -> Webhook:
+        def get(conn: sqlite3.Connection) -> Webhook:
+            row = conn.execute(
+                "SELECT * FROM webhooks WHERE id = ? AND tenant_id = ?", (webhook_id, tenant_id)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no webhook {webhook_id}")
+            return _webhook(row)
+
+        return await self._reader.run(get)
+
+    async def list_webhooks(self, tenant_id: str, cursor: str | None, limit: int) -> Page:
+        def select(conn: sqlite3.Connection) -> Page:
+            rows = conn.execute(
+                "SELECT * FROM webhooks WHERE tenant_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+                (tenant_id, cursor or "~", limit + 1),
+            ).fetchall()
+            return _page([_webhook(row) for row in rows], limit)
+
+        return await self._reader.run(select)
+
+    async def update_webhook(self, webhook: Webhook) -> None:
+        def update(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                changed = conn.execute(
+                    "UPDATE webhooks SET name = ?, url = ?, secret = ?, enabled = ?, topics = ?, "
+                    "updated_at = ? WHERE id = ? AND tenant_id = ?",
+                    self._webhook_row(webhook),
+                ).rowcount
+                if not changed:
+                    raise NotFound(f"no webhook {webhook.id}")
+                self._write_topics(conn, webhook)
+
+        await self._writer.run(update)
+
+    async def delete_webhook(self, tenant_id: str, webhook_id: str) -> None:
+        def delete(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                deleted = conn.execute(
+                    "DELETE FROM webhooks WHERE id = ? AND tenant_id = ?", (webhook_id, tenant_id)
+                ).rowcount
+                if not deleted:
+                    raise NotFound(f"no webhook {webhook_id}")
+                conn.execute("DELETE FROM webhook_topics WHERE webhook_id = ?", (webhook_id,))
+                conn.execute(
+                    "DELETE FROM attempts WHERE delivery_id IN "
+                    "(SELECT id FROM deliveries WHERE webhook_id = ?)",
+                    (webhook_id,),
+                )
+                conn.execute("DELETE FROM deliveries WHERE webhook_id = ?", (webhook_id,))
+
+        await self._writer.run(delete)
+
+    # -- events --------------------------------------------------------------------------------
+
+    async def insert_event(self, new: NewEvent) -> StoredEvent:
+        now = _us(new.created_at)
+
+        def replay(conn: sqlite3.Connection) -> StoredEvent | None:
+            row = conn.execute(
+                "SELECT request_hash, event_id, expires_at FROM idempotency_keys "
+                "WHERE tenant_id = ? AND key = ?",
+                (new.tenant_id, new.idempotency_key),
+            ).fetchone()
+            if row is None:
+                return None
+            if row["expires_at"] <= now:
+                conn.execute(
+                    "DELETE FROM idempotency_keys WHERE tenant_id = ? AND key = ?",
+                    (new.tenant_id, new.idempotency_key),
+                )
+                return None
+            if row["request_hash"] != new.request_hash:
+                raise IdempotencyConflict()
+            event = _event(
+                conn.execute("SELECT * FROM events WHERE id = ?", (row["event_id"],)).fetchone()
+            )
+            ids = conn.execute("SELECT id FROM deliveries WHERE event_id = ?", (event.id,))
+            return StoredEvent(event=event, delivery_ids=tuple(r[0] for r in ids), replayed=True)
+
+        def insert(conn: sqlite3.Connection) -> StoredEvent:
+            with _transaction(conn):
+                if new.idempotency_key is not None:
+                    earlier = replay(conn)
+                    if earlier is not None:
+                        return earlier
+                if new.only_webhook_id is not None:
+                    targets = [new.only_webhook_id]
+                else:
+                    targets = [
+                        row[0]
+                        for row in conn.execute(
+                            "SELECT t.webhook_id FROM webhook_topics t JOIN webhooks w "
+                            "ON w.id = t.webhook_id WHERE t.tenant_id = ? AND t.topic = ? "
+                            "AND w.enabled = 1",
+                            (new.tenant_id, new.action),
+                        )
+                    ]
+                conn.execute(
+                    "INSERT INTO events (id, tenant_id, action, payload, deliveries_count, "
+                    "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (new.id, new.tenant_id, new.action, new.payload, len(targets), now),
+                )
+                ids = tuple(new_id("dlv") for _ in targets)
+                conn.executemany(
+                    "INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, topic, status, "
+                    "next_attempt_at, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+                    [
+                        (did, new.tenant_id, new.id, wid, new.action, now, now, now)
+                        for did, wid in zip(ids, targets, strict=True)
+                    ],
+                )
+                if new.idempotency_key is not None:
+                    assert new.idempotency_expires_at is not None
+                    conn.execute(
+                        "INSERT INTO idempotency_keys (tenant_id, key, request_hash, event_id, "
+                        "expires_at) VALUES (?, ?, ?, ?, ?)",
+                        (
+                            new.tenant_id,
+                            new.idempotency_key,
+                            new.request_hash,
+                            new.id,
+                            _us(new.idempotency_expires_at),
+                        ),
+                    )
+            event = Event(
+                id=new.id,
+                tenant_id=new.tenant_id,
+                action=new.action,
+                payload=new.payload,
+                created_at=_dt(now),
+                deliveries_count=len(targets),
+            )
+            return StoredEvent(event=event, delivery_ids=ids, replayed=False)
+
+        return await self._writer.run(insert)
+
+    async def get_event(self, tenant_id: str, event_id: str) -> Event:
+        def get(conn: sqlite3.Connection) -> Event:
+            row = conn.execute(
+                "SELECT * FROM events WHERE id = ? AND tenant_id = ?", (event_id, tenant_id)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no event {event_id}")
+            return _event(row)
+
+        return await self._reader.run(get)
+
+    # -- deliveries ----------------------------------------------------------------------------
+
+    async def list_deliveries(self, query: DeliveryFilter, cursor: str | None, limit: int) -> Page:
+        clauses = ["tenant_id = ?", "id < ?"]
+        params: list[Any] = [query.tenant_id, cursor or "~"]
+        for column, value in (
+            ("webhook_id", query.webhook_id),
+            ("status", query.status.value if query.status else None),
+            ("topic", query.topic),
+            ("event_id", query.event_id),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if query.since is not None:
+            clauses.append("created_at >= ?")
+            params.append(_us(query.since))
+        if query.until is not None:
+            clauses.append("created_at < ?")
+            params.append(_us(query.until))
+        sql = f"SELECT * FROM deliveries WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT ?"
+
+        def select(conn: sqlite3.Connection) -> Page:
+            rows = conn.execute(sql, (*params, limit + 1)).fetchall()
+            return _page([_delivery(row) for row in rows], limit)
+
+        return await self._reader.run(select)
+
+    async def get_delivery(self, tenant_id: str, delivery_id: str) -> DeliveryDetail:
+        def get(conn: sqlite3.Connection) -> DeliveryDetail:
+            row = conn.execute(
+                "SELECT * FROM deliveries WHERE id = ? AND tenant_id = ?", (delivery_id, tenant_id)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no delivery {delivery_id}")
+            payload = conn.execute(
+                "SELECT payload FROM events WHERE id = ?", (row["event_id"],)
+            ).fetchone()[0]
+            attempts = conn.execute(
+                "SELECT * FROM attempts WHERE delivery_id = ? ORDER BY number, started_at",
+                (delivery_id,),
+            )
+            return DeliveryDetail(
+                delivery=_delivery(row),
+                attempts=tuple(_attempt(a, bytes(payload)) for a in attempts),
+            )
+
+        return await self._reader.run(get)
+
+    async def redeliver(self, tenant_id: str, delivery_id: str, now: datetime) -> Delivery:
+        def update(conn: sqlite3.Connection) -> Delivery:
+            row = conn.execute(
+                "UPDATE deliveries SET status = 'pending', manual = 1, next_attempt_at = ?, "
+                "updated_at = ? WHERE id = ? AND tenant_id = ? AND status != 'delivering' "
+                "RETURNING *",
+                (_us(now), _us(now), delivery_id, tenant_id),
+            ).fetchone()
+            if row is not None:
+                return _delivery(row)
+            exists = conn.execute(
+                "SELECT 1 FROM deliveries WHERE id = ? AND tenant_id = ?", (delivery_id, tenant_id)
+            ).fetchone()
+            if exists is None:
+                raise NotFound(f"no delivery {delivery_id}")
+            # in flight right now: the attempt under way is the redelivery asked for
+            return _delivery(
+                conn.execute("SELECT * FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+            )
+
+        return await self._writer.run(update)
+
+    # -- the dispatcher's queue ----------------------------------------------------------------
+
+    async def claim(
+        self, now: datetime, limit: int, lease_until: datetime, lease_token: str
+    ) -> list[Job]:
+        def claim(conn: sqlite3.Connection) -> list[Job]:
+            with _transaction(conn):
+                claimed = conn.execute(
+                    "UPDATE deliveries SET status = 'delivering', next_attempt_at = ?, "
+                    "lease_token = ? WHERE id IN (SELECT d.id FROM deliveries d "
+                    "JOIN webhooks w ON w.id = d.webhook_id "
+                    f"WHERE d.status IN {_QUEUED} AND d.next_attempt_at <= ? AND w.enabled = 1 "
+                    "ORDER BY d.next_attempt_at LIMIT ?) RETURNING id",
+                    (_us(lease_until), lease_token, _us(now), limit),
+                ).fetchall()
+                if not claimed:
+                    return []
+                rows = conn.execute(
+                    "SELECT d.id, d.tenant_id, d.webhook_id, d.attempts_count, d.schedule_step, "
+                    "d.manual, w.url, w.secret, e.payload FROM deliveries d "
+                    "JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.id = d.event_id "
+                    "WHERE d.id IN (SELECT value FROM json_each(?))",
+                    (orjson.dumps([row[0] for row in claimed]).decode(),),
+                ).fetchall()
+            return [
+                Job(
+                    delivery_id=row["id"],
+                    tenant_id=row["tenant_id"],
+                    webhook_id=row["webhook_id"],
+                    url=row["url"],
+                    secret=row["secret"],
+                    payload=bytes(row["payload"]),
+                    attempt_number=row["attempts_count"] + 1,
+                    schedule_step=row["schedule_step"],
+                    manual=bool(row["manual"]),
+                    lease_token=lease_token,
+                )
+                for row in rows
+            ]
+
+        return await self._writer.run(claim)
+
+    async def record(self, outcomes: list[Outcome]) -> None:
+        attempts = []
+        updates = []
+        for outcome in outcomes:
+            a = outcome.attempt
+            attempts.append(
+                (
+                    a.id,
+                    a.delivery_id,
+                    a.number,
+                    int(a.manual),
+                    _us(a.started_at),
+                    a.duration_ms,
+                    a.request_url,
+                    orjson.dumps(a.request_headers).decode(),
+                    a.response_status,
+                    None if a.response_headers is None else orjson.dumps(a.response_headers),
+                    a.response_body,
+                    None if a.error_kind is None else a.error_kind.value,
+                    a.error_message,
+                )
+            )
+            updates.append(
+                (
+                    outcome.status.value,
+                    None if outcome.next_attempt_at is None else _us(outcome.next_attempt_at),
+                    outcome.schedule_step,
+                    a.number,
+                    a.response_status,
+                    _us(a.started_at),
+                    a.delivery_id,
+                    outcome.job.lease_token,
+                )
+            )
+
+        def write(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.executemany(
+                    "INSERT INTO attempts (id, delivery_id, number, manual, started_at, "
+                    "duration_ms, request_url, request_headers, response_status, "
+                    "response_headers, response_body, error_kind, error_message) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    attempts,
+                )
+                conn.executemany(
+                    "UPDATE deliveries SET status = ?, next_attempt_at = ?, schedule_step = ?, "
+                    "attempts_count = max(attempts_count, ?), last_status_code = ?, "
+                    "updated_at = ?, lease_token = NULL, manual = 0 "
+                    "WHERE id = ? AND lease_token = ?",
+                    updates,
+                )
+
+        await self._writer.run(write)
+
+    async def release(self, jobs: list[Job], now: datetime) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.executemany(
+                    "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, "
+                    "lease_token = NULL WHERE id = ? AND lease_token = ?",
+                    [(_us(now), job.delivery_id, job.lease_token) for job in jobs],
+                )
+
+        await self._writer.run(write)
+
+    async def next_due_at(self) -> datetime | None:
+        def select(conn: sqlite3.Connection) -> datetime | None:
+            row = conn.execute(
+                f"SELECT min(next_attempt_at) FROM deliveries WHERE status IN {_QUEUED}"
+            ).fetchone()
+            return _dt_or_none(row[0])
+
+        return await self._reader.run(select)
