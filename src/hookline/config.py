@@ -27,7 +27,9 @@ def _bool(text: str) -> bool:
 
 
 def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in text.split(",") if p.strip())
+    return tuple(
+        ipaddress.ip_network(p.strip(), strict=False) for p in text.split(",") if p.strip()
+    )
 
 
 def _setting(default: Any, env: str, doc: str, parse: Callable[[str], Any] = str) -> Any:
@@ -64,7 +66,9 @@ class Settings:
         parse_schedule,
     )
     retry_jitter: float = _setting(
-        0.2, "HOOKLINE_RETRY_JITTER", "Spread of each retry delay, as a fraction (0.2 = ±20 %).",
+        0.2,
+        "HOOKLINE_RETRY_JITTER",
+        "Spread of each retry delay, as a fraction (0.2 = ±20 %).",
         float,
     )
     retry_after_max: float = _setting(

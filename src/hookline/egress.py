@@ -282,11 +282,16 @@ class Egress:
         )
 
 
-def _judge(status: int | None, headers: Mapping[str, Any] | None) -> tuple[ErrorKind | None, str | None]:
+def _judge(
+    status: int | None, headers: Mapping[str, Any] | None
+) -> tuple[ErrorKind | None, str | None]:
     assert status is not None
     if 200 <= status < 300:
         return None, None
     if 300 <= status < 400:
         location = (headers or {}).get("Location", "(no Location header)")
-        return ErrorKind.REDIRECT, f"HTTP {status} redirect to {location}; redirects are not followed"
+        return (
+            ErrorKind.REDIRECT,
+            f"HTTP {status} redirect to {location}; redirects are not followed",
+        )
     return ErrorKind.BAD_STATUS, f"HTTP {status}"

@@ -14,14 +14,14 @@ from typing import Any
 DEFAULT_TENANT = "default"
 
 
-class DeliveryStatus(str, enum.Enum):
+class DeliveryStatus(enum.StrEnum):
     PENDING = "pending"  #: waiting for its next attempt (the first one, or a retry)
     DELIVERING = "delivering"  #: leased by a dispatcher; an attempt is in flight
     SUCCEEDED = "succeeded"  #: the receiver answered 2xx
     FAILED = "failed"  #: every scheduled attempt failed; only a redelivery sends it again
 
 
-class ErrorKind(str, enum.Enum):
+class ErrorKind(enum.StrEnum):
     """Why an attempt failed, with the plain explanation shown next to it."""
 
     BAD_STATUS = "bad_status"  #: the receiver answered, but not with a 2xx

@@ -58,8 +58,9 @@ class Store(abc.ABC):
     # -- API keys ------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def add_api_key(self, key_id: str, tenant_id: str, key_hash: str, now: datetime) -> None:
-        ...
+    async def add_api_key(
+        self, key_id: str, tenant_id: str, key_hash: str, now: datetime
+    ) -> None: ...
 
     @abc.abstractmethod
     async def tenant_for_key(self, key_hash: str) -> str | None:

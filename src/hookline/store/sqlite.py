@@ -607,7 +607,8 @@ class SqliteStore(Store):
     async def next_due_at(self) -> datetime | None:
         def select(conn: sqlite3.Connection) -> datetime | None:
             row = conn.execute(
-                f"SELECT min(next_attempt_at) FROM deliveries WHERE status IN {_QUEUED}"
+                "SELECT min(d.next_attempt_at) FROM deliveries d JOIN webhooks w "
+                f"ON w.id = d.webhook_id WHERE d.status IN {_QUEUED} AND w.enabled = 1"
             ).fetchone()
             return _dt_or_none(row[0])
 

@@ -1,0 +1,231 @@
+"""The REST routes of /api/v1: thin translations between HTTP and the service."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+
+from ..errors import InvalidInput, PayloadTooLarge
+from ..models import DeliveryFilter, DeliveryStatus
+from ..service import UNSET, Service
+from . import schemas as s
+
+
+def service(request: Request) -> Service:
+    runtime = request.app.state.runtime
+    return runtime.service  # type: ignore[no-any-return]
+
+
+async def tenant(
+    request: Request,
+    authorization: Annotated[str | None, Header(description="Bearer <api key>")] = None,
+) -> str:
+    key = None
+    if authorization and authorization[:7].lower() == "bearer ":
+        key = authorization[7:].strip()
+    return await service(request).authenticate(key)
+
+
+ServiceDep = Annotated[Service, Depends(service)]
+TenantDep = Annotated[str, Depends(tenant)]
+
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    code: {"model": s.Problem} for code in (400, 401, 404, 409, 413, 422, 503)
+}
+
+router = APIRouter(responses=_PROBLEMS)
+v1 = APIRouter(prefix="/api/v1")
+
+
+def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(content), status, headers, media_type="application/json")
+
+
+def _page_json(page: Any, render: Any) -> Response:
+    return _json({"data": [render(item) for item in page.items], "next_cursor": page.next_cursor})
+
+
+@router.get("/healthz", tags=["health"])
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+# -- topics ------------------------------------------------------------------------------------
+
+
+@v1.get("/topics", response_model=s.TopicList, tags=["topics"])
+async def list_topics(svc: ServiceDep, _: TenantDep) -> Response:
+    return _json({"data": [s.topic_json(t) for t in svc.topics()], "next_cursor": None})
+
+
+# -- webhooks ----------------------------------------------------------------------------------
+
+
+@v1.post("/webhooks", status_code=201, response_model=s.WebhookOut, tags=["webhooks"])
+async def create_webhook(body: s.WebhookCreate, svc: ServiceDep, tenant_id: TenantDep) -> Response:
+    saved = await svc.create_webhook(
+        tenant_id,
+        name=body.name,
+        url=body.url,
+        topics=body.topics,
+        secret=body.secret,
+        enabled=body.enabled,
+    )
+    return _json(s.webhook_json(saved.webhook, saved.generated_secret), 201)
+
+
+@v1.get("/webhooks", response_model=s.WebhookList, tags=["webhooks"])
+async def list_webhooks(
+    svc: ServiceDep,
+    tenant_id: TenantDep,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Response:
+    return _page_json(await svc.list_webhooks(tenant_id, cursor, limit), s.webhook_json)
+
+
+@v1.get("/webhooks/{webhook_id}", response_model=s.WebhookOut, tags=["webhooks"])
+async def get_webhook(webhook_id: str, svc: ServiceDep, tenant_id: TenantDep) -> Response:
+    return _json(s.webhook_json(await svc.get_webhook(tenant_id, webhook_id)))
+
+
+@v1.patch("/webhooks/{webhook_id}", response_model=s.WebhookOut, tags=["webhooks"])
+async def update_webhook(
+    webhook_id: str, body: s.WebhookUpdate, svc: ServiceDep, tenant_id: TenantDep
+) -> Response:
+    given = body.model_fields_set
+    changes = {
+        name: getattr(body, name) if name in given else UNSET
+        for name in s.WebhookUpdate.model_fields
+    }
+    saved = await svc.update_webhook(tenant_id, webhook_id, **changes)
+    return _json(s.webhook_json(saved.webhook, saved.generated_secret))
+
+
+@v1.delete("/webhooks/{webhook_id}", status_code=204, tags=["webhooks"])
+async def delete_webhook(webhook_id: str, svc: ServiceDep, tenant_id: TenantDep) -> Response:
+    await svc.delete_webhook(tenant_id, webhook_id)
+    return Response(status_code=204)
+
+
+@v1.post(
+    "/webhooks/{webhook_id}/test", status_code=202, response_model=s.TestSentOut, tags=["webhooks"]
+)
+async def send_test(
+    webhook_id: str, svc: ServiceDep, tenant_id: TenantDep, body: s.TestRequest | None = None
+) -> Response:
+    sent = await svc.send_test(tenant_id, webhook_id, body.topic if body else None)
+    return _json({"event_id": sent.event_id, "delivery_id": sent.delivery_id}, 202)
+
+
+# -- events ------------------------------------------------------------------------------------
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit}")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@v1.post(
+    "/events",
+    status_code=202,
+    response_model=s.EventAccepted,
+    tags=["events"],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": s.EventIn.model_json_schema()}},
+        }
+    },
+)
+async def publish_event(
+    request: Request,
+    svc: ServiceDep,
+    tenant_id: TenantDep,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Store the event durably and fan it out; the body is sent to receivers byte for byte."""
+    body = await _read_body(request, svc.settings.max_payload_bytes)
+    stored = await svc.publish(tenant_id, body, idempotency_key)
+    headers = {"Idempotent-Replayed": "true"} if stored.replayed else None
+    return _json(s.event_accepted_json(stored.event), 202, headers)
+
+
+@v1.get("/events/{event_id}", response_model=s.EventOut, tags=["events"])
+async def get_event(event_id: str, svc: ServiceDep, tenant_id: TenantDep) -> Response:
+    return _json(s.event_json(await svc.get_event(tenant_id, event_id)))
+
+
+# -- deliveries --------------------------------------------------------------------------------
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """Times without a zone are UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+def _status(value: str | None) -> DeliveryStatus | None:
+    if value is None:
+        return None
+    try:
+        return DeliveryStatus(value)
+    except ValueError:
+        valid = ", ".join(status.value for status in DeliveryStatus)
+        raise InvalidInput("status", f"one of {valid}") from None
+
+
+@v1.get("/deliveries", response_model=s.DeliveryList, tags=["deliveries"])
+async def list_deliveries(
+    svc: ServiceDep,
+    tenant_id: TenantDep,
+    webhook_id: str | None = None,
+    status: str | None = None,
+    topic: str | None = None,
+    event_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Response:
+    query = DeliveryFilter(
+        tenant_id=tenant_id,
+        webhook_id=webhook_id,
+        status=_status(status),
+        topic=topic,
+        event_id=event_id,
+        since=_utc(since),
+        until=_utc(until),
+    )
+    return _page_json(await svc.list_deliveries(query, cursor, limit), s.delivery_json)
+
+
+@v1.get("/deliveries/{delivery_id}", response_model=s.DeliveryDetailOut, tags=["deliveries"])
+async def get_delivery(delivery_id: str, svc: ServiceDep, tenant_id: TenantDep) -> Response:
+    return _json(s.delivery_detail_json(await svc.get_delivery(tenant_id, delivery_id)))
+
+
+@v1.post(
+    "/deliveries/{delivery_id}/redeliver",
+    status_code=202,
+    response_model=s.DeliveryOut,
+    tags=["deliveries"],
+)
+async def redeliver(delivery_id: str, svc: ServiceDep, tenant_id: TenantDep) -> Response:
+    return _json(s.delivery_json(await svc.redeliver(tenant_id, delivery_id)), 202)
+
+
+router.include_router(v1)

@@ -1,0 +1,262 @@
+"""The API's shapes: pydantic models for requests and the documented responses, and the
+functions that turn domain records into response JSON."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..models import Attempt, Delivery, DeliveryDetail, Event, Topic, Webhook
+
+
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def text(body: bytes | None) -> str | None:
+    return None if body is None else body.decode("utf-8", errors="replace")
+
+
+# -- requests ----------------------------------------------------------------------------------
+
+
+class WebhookCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Any = Field(description="1 to 255 characters, to find the webhook later.")
+    url: Any = Field(description="The Payload URL: http:// or https://, at most 2048 characters.")
+    topics: Any = Field(description="One or more topic names from the catalog.")
+    secret: Any = Field(
+        default=None,
+        description='Optional. A string to sign payloads with, or "generate" for a strong '
+        "random whsec_ secret, returned once in this response.",
+    )
+    enabled: Any = True
+
+
+class WebhookUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Any = None
+    url: Any = None
+    topics: Any = None
+    secret: Any = Field(
+        default=None, description='A new secret, "generate", or null to remove the secret.'
+    )
+    enabled: Any = None
+
+
+class TestRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    topic: str | None = Field(default=None, description="Defaults to the webhook's first topic.")
+
+
+class EventIn(BaseModel):
+    """What to POST to /api/v1/events; the body is stored and sent byte for byte."""
+
+    action: str = Field(description="The topic, e.g. employee_create.")
+    data: dict[str, Any]
+
+
+# -- responses ---------------------------------------------------------------------------------
+
+
+class WebhookOut(BaseModel):
+    id: str
+    name: str
+    url: str
+    topics: list[str]
+    enabled: bool
+    has_secret: bool
+    created_at: str
+    updated_at: str
+    secret: str | None = Field(
+        default=None, description="Only in the response that generated it; never again."
+    )
+
+
+class WebhookList(BaseModel):
+    data: list[WebhookOut]
+    next_cursor: str | None
+
+
+class TopicOut(BaseModel):
+    name: str
+    description: str
+    group: str
+    schema_: dict[str, Any] = Field(alias="schema")
+    example: dict[str, Any]
+
+
+class TopicList(BaseModel):
+    data: list[TopicOut]
+    next_cursor: str | None
+
+
+class EventAccepted(BaseModel):
+    id: str
+    action: str
+    created_at: str
+    deliveries: int
+
+
+class EventOut(EventAccepted):
+    data: Any
+
+
+class TestSentOut(BaseModel):
+    event_id: str
+    delivery_id: str
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    event_id: str
+    webhook_id: str
+    topic: str
+    status: str = Field(description="pending, delivering, succeeded or failed")
+    attempts_count: int
+    next_attempt_at: str | None
+    last_status_code: int | None
+    created_at: str
+
+
+class DeliveryList(BaseModel):
+    data: list[DeliveryOut]
+    next_cursor: str | None
+
+
+class RequestOut(BaseModel):
+    url: str
+    headers: dict[str, str]
+    body: str
+
+
+class ResponseOut(BaseModel):
+    status: int
+    headers: dict[str, str]
+    body: str
+
+
+class ErrorOut(BaseModel):
+    kind: str
+    message: str
+    explanation: str
+
+
+class AttemptOut(BaseModel):
+    id: str
+    number: int
+    started_at: str
+    duration_ms: int
+    manual: bool
+    request: RequestOut
+    response: ResponseOut | None
+    error: ErrorOut | None
+
+
+class DeliveryDetailOut(DeliveryOut):
+    attempts: list[AttemptOut]
+
+
+class Problem(BaseModel):
+    code: str
+    detail: str
+
+
+# -- records to JSON ---------------------------------------------------------------------------
+
+
+def webhook_json(webhook: Webhook, generated_secret: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": webhook.id,
+        "name": webhook.name,
+        "url": webhook.url,
+        "topics": list(webhook.topics),
+        "enabled": webhook.enabled,
+        "has_secret": webhook.has_secret,
+        "created_at": iso(webhook.created_at),
+        "updated_at": iso(webhook.updated_at),
+    }
+    if generated_secret is not None:
+        out["secret"] = generated_secret
+    return out
+
+
+def topic_json(topic: Topic) -> dict[str, Any]:
+    return {
+        "name": topic.name,
+        "description": topic.description,
+        "group": topic.group,
+        "schema": topic.schema,
+        "example": topic.example,
+    }
+
+
+def event_accepted_json(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "action": event.action,
+        "created_at": iso(event.created_at),
+        "deliveries": event.deliveries_count,
+    }
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    return {**event_accepted_json(event), "data": orjson.loads(event.payload).get("data")}
+
+
+def delivery_json(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "id": delivery.id,
+        "event_id": delivery.event_id,
+        "webhook_id": delivery.webhook_id,
+        "topic": delivery.topic,
+        "status": delivery.status.value,
+        "attempts_count": delivery.attempts_count,
+        "next_attempt_at": iso(delivery.next_attempt_at),
+        "last_status_code": delivery.last_status_code,
+        "created_at": iso(delivery.created_at),
+    }
+
+
+def attempt_json(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "id": attempt.id,
+        "number": attempt.number,
+        "started_at": iso(attempt.started_at),
+        "duration_ms": attempt.duration_ms,
+        "manual": attempt.manual,
+        "request": {
+            "url": attempt.request_url,
+            "headers": attempt.request_headers,
+            "body": text(attempt.request_body),
+        },
+        "response": None
+        if attempt.response_status is None
+        else {
+            "status": attempt.response_status,
+            "headers": attempt.response_headers or {},
+            "body": text(attempt.response_body) or "",
+        },
+        "error": None
+        if attempt.error_kind is None
+        else {
+            "kind": attempt.error_kind.value,
+            "message": attempt.error_message or "",
+            "explanation": attempt.error_kind.explanation,
+        },
+    }
+
+
+def delivery_detail_json(detail: DeliveryDetail) -> dict[str, Any]:
+    return {
+        **delivery_json(detail.delivery),
+        "attempts": [attempt_json(attempt) for attempt in detail.attempts],
+    }

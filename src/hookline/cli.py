@@ -1,0 +1,402 @@
+"""The ``hookline`` command: run the service, and manage it from a shell.
+
+Management commands call the service directly on the database (``--db`` or
+``HOOKLINE_DATABASE_URL``); a running ``hookline serve`` picks up what they change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import orjson
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.table import Table
+
+from .__about__ import __version__
+from .api.schemas import (
+    delivery_detail_json,
+    delivery_json,
+    event_accepted_json,
+    iso,
+    topic_json,
+    webhook_json,
+)
+from .config import Settings, documented_settings
+from .errors import HooklineError
+from .models import DEFAULT_TENANT, DeliveryFilter, DeliveryStatus
+from .runtime import Runtime
+from .service import GENERATE, Service
+from .verify import SignatureError, verify_signature
+
+T = TypeVar("T")
+out = Console()
+err = Console(stderr=True)
+
+_STATUS_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "pending": "yellow",
+    "delivering": "cyan",
+}
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    try:
+        return Settings.from_env(os.environ, database_url=ctx.obj.get("db"), **overrides)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _run(ctx: click.Context, use: Callable[[Service], Awaitable[T]]) -> T:
+    settings = _settings(ctx)
+
+    async def main() -> T:
+        async with Runtime(settings, dispatch=False) as runtime:
+            return await use(runtime.service)
+
+    try:
+        return asyncio.run(main())
+    except HooklineError as exc:
+        err.print(f"[red]error:[/red] {exc.detail}")
+        sys.exit(1)
+
+
+def _emit_json(value: Any) -> None:
+    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
+
+
+@click.group()
+@click.version_option(__version__, prog_name="hookline")
+@click.option(
+    "--db",
+    metavar="URL",
+    help="Database URL (default: HOOKLINE_DATABASE_URL or sqlite:///hookline-data/hookline.db).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.pass_context
+def main(ctx: click.Context, db: str | None, as_json: bool) -> None:
+    """hookline: self-hosted webhook delivery."""
+    ctx.ensure_object(dict)
+    ctx.obj["db"] = db
+    ctx.obj["json"] = as_json
+
+
+@main.command()
+@click.option("--host", help="Address to listen on (default 127.0.0.1, HOOKLINE_HOST).")
+@click.option("--port", type=int, help="Port to listen on (default 8000, HOOKLINE_PORT).")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Run the API and the dispatcher in one process."""
+    import uvicorn
+
+    from .api import create_app
+
+    settings = _settings(ctx, host=host, port=port)
+    err.print(
+        f"hookline {__version__} on http://{settings.host}:{settings.port} "
+        f"(API docs at /docs), data in {settings.database_url}"
+    )
+    config = uvicorn.Config(
+        create_app(settings, dispatch=True),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop" if sys.platform != "win32" else "asyncio",
+        http="httptools",
+        log_level="warning",
+        lifespan="on",
+    )
+    uvicorn.Server(config).run()
+
+
+@main.command()
+@click.pass_context
+def migrate(ctx: click.Context) -> None:
+    """Create or upgrade the database schema."""
+    settings = _settings(ctx)
+
+    async def apply() -> list[int]:
+        runtime = Runtime(settings, dispatch=False)
+        try:
+            return await runtime.store.migrate()
+        finally:
+            await runtime.store.close()
+
+    applied = asyncio.run(apply())
+    click.echo(f"applied migrations: {applied}" if applied else "the schema is up to date")
+
+
+@main.command("settings")
+def show_settings() -> None:
+    """List every setting, its environment variable and default."""
+    table = Table("variable", "default", "meaning")
+    for variable, default, doc in documented_settings():
+        table.add_row(variable, default, doc)
+    out.print(table)
+
+
+# -- topics ------------------------------------------------------------------------------------
+
+
+@main.group()
+def topics() -> None:
+    """The topic catalog."""
+
+
+@topics.command("list")
+@click.pass_context
+def topics_list(ctx: click.Context) -> None:
+    """List the topics webhooks can subscribe to."""
+    catalog = _run(ctx, _topics)
+    if ctx.obj["json"]:
+        _emit_json([topic_json(topic) for topic in catalog])
+        return
+    table = Table("topic", "group", "description")
+    for topic in catalog:
+        table.add_row(topic.name, topic.group, topic.description)
+    out.print(table)
+
+
+async def _topics(svc: Service) -> list[Any]:
+    return svc.topics()
+
+
+# -- webhooks ----------------------------------------------------------------------------------
+
+
+@main.group()
+def webhooks() -> None:
+    """Add, list and remove webhooks."""
+
+
+@webhooks.command("add")
+@click.option("--name", required=True, help="A name to find the webhook by.")
+@click.option("--url", required=True, help="The Payload URL.")
+@click.option("--topic", "topic_names", multiple=True, required=True, help="Repeat for several.")
+@click.option("--secret", help="A secret to sign payloads with.")
+@click.option("--generate-secret", is_flag=True, help="Generate a strong secret, shown once.")
+@click.option("--disabled", is_flag=True, help="Create it disabled.")
+@click.pass_context
+def webhooks_add(
+    ctx: click.Context,
+    name: str,
+    url: str,
+    topic_names: tuple[str, ...],
+    secret: str | None,
+    generate_secret: bool,
+    disabled: bool,
+) -> None:
+    """Add a webhook."""
+    if secret and generate_secret:
+        raise click.UsageError("give --secret or --generate-secret, not both")
+    saved = _run(
+        ctx,
+        lambda svc: svc.create_webhook(
+            DEFAULT_TENANT,
+            name=name,
+            url=url,
+            topics=list(topic_names),
+            secret=GENERATE if generate_secret else secret,
+            enabled=not disabled,
+        ),
+    )
+    if ctx.obj["json"]:
+        _emit_json(webhook_json(saved.webhook, saved.generated_secret))
+        return
+    out.print(
+        f"[green]added[/green] webhook [bold]{saved.webhook.id}[/bold] ({saved.webhook.name})"
+    )
+    if saved.generated_secret:
+        out.print(f"secret (shown once): [bold]{saved.generated_secret}[/bold]")
+
+
+@webhooks.command("list")
+@click.pass_context
+def webhooks_list(ctx: click.Context) -> None:
+    """List webhooks, newest first."""
+    page = _run(ctx, lambda svc: svc.list_webhooks(DEFAULT_TENANT, None, 500))
+    if ctx.obj["json"]:
+        _emit_json([webhook_json(w) for w in page.items])
+        return
+    table = Table("id", "name", "payload URL", "topics", "enabled", "secret")
+    for w in page.items:
+        table.add_row(
+            w.id, w.name, w.url, ", ".join(w.topics), "yes" if w.enabled else "[red]no[/red]",
+            "yes" if w.has_secret else "no",
+        )  # fmt: skip
+    out.print(table)
+
+
+@webhooks.command("rm")
+@click.argument("webhook_id")
+@click.pass_context
+def webhooks_rm(ctx: click.Context, webhook_id: str) -> None:
+    """Remove a webhook with its history."""
+    _run(ctx, lambda svc: svc.delete_webhook(DEFAULT_TENANT, webhook_id))
+    out.print(f"removed {webhook_id}")
+
+
+# -- events ------------------------------------------------------------------------------------
+
+
+@main.group()
+def events() -> None:
+    """Publish events."""
+
+
+@events.command("publish")
+@click.argument("action")
+@click.argument("data", required=False)
+@click.option("--file", "data_file", type=click.File("rb"), help="Read data from a file (- stdin).")
+@click.option("--idempotency-key", help="Publishing again with this key stores nothing new.")
+@click.pass_context
+def events_publish(
+    ctx: click.Context,
+    action: str,
+    data: str | None,
+    data_file: Any,
+    idempotency_key: str | None,
+) -> None:
+    """Publish an ACTION (topic) with DATA, a JSON object (default: {})."""
+    raw = data_file.read() if data_file is not None else (data or "{}").encode()
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise click.UsageError(f"DATA is not valid JSON: {exc}") from None
+    stored = _run(ctx, lambda svc: svc.publish_data(DEFAULT_TENANT, action, value, idempotency_key))
+    if ctx.obj["json"]:
+        _emit_json(event_accepted_json(stored.event))
+        return
+    event = stored.event
+    out.print(
+        f"[green]published[/green] {event.id} ({event.action}) to "
+        f"{event.deliveries_count} webhook(s)"
+        + (" [dim](replayed)[/dim]" if stored.replayed else "")
+    )
+
+
+# -- deliveries --------------------------------------------------------------------------------
+
+
+@main.group()
+def deliveries() -> None:
+    """Read the execution history and redeliver."""
+
+
+@deliveries.command("list")
+@click.option("--webhook", "webhook_id", help="Only this webhook's deliveries.")
+@click.option("--status", type=click.Choice([s.value for s in DeliveryStatus]))
+@click.option("--topic")
+@click.option("--event", "event_id")
+@click.option("--limit", default=50, show_default=True)
+@click.pass_context
+def deliveries_list(
+    ctx: click.Context,
+    webhook_id: str | None,
+    status: str | None,
+    topic: str | None,
+    event_id: str | None,
+    limit: int,
+) -> None:
+    """List deliveries, newest first."""
+    query = DeliveryFilter(
+        tenant_id=DEFAULT_TENANT,
+        webhook_id=webhook_id,
+        status=DeliveryStatus(status) if status else None,
+        topic=topic,
+        event_id=event_id,
+    )
+    page = _run(ctx, lambda svc: svc.list_deliveries(query, None, limit))
+    if ctx.obj["json"]:
+        _emit_json([delivery_json(d) for d in page.items])
+        return
+    table = Table("id", "topic", "webhook", "status", "code", "attempts", "created")
+    for d in page.items:
+        style = _STATUS_STYLE[d.status.value]
+        table.add_row(
+            d.id, d.topic, d.webhook_id, f"[{style}]{d.status.value}[/{style}]",
+            str(d.last_status_code or ""), str(d.attempts_count), iso(d.created_at),
+        )  # fmt: skip
+    out.print(table)
+
+
+@deliveries.command("show")
+@click.argument("delivery_id")
+@click.pass_context
+def deliveries_show(ctx: click.Context, delivery_id: str) -> None:
+    """Show a delivery with the raw request and response of every attempt."""
+    detail = _run(ctx, lambda svc: svc.get_delivery(DEFAULT_TENANT, delivery_id))
+    document = delivery_detail_json(detail)
+    if ctx.obj["json"]:
+        _emit_json(document)
+        return
+    d = detail.delivery
+    style = _STATUS_STYLE[d.status.value]
+    out.print(f"[bold]{d.topic}[/bold] {d.id}: [{style}]{d.status.value}[/{style}]")
+    out.print(f"event {d.event_id} → webhook {d.webhook_id}, {d.attempts_count} attempt(s)")
+    if d.next_attempt_at and d.status is DeliveryStatus.PENDING:
+        out.print(f"next attempt at {iso(d.next_attempt_at)}")
+    for attempt in document["attempts"]:
+        out.rule(f"attempt {attempt['number']} at {attempt['started_at']}")
+        request = attempt["request"]
+        out.print(f"POST {request['url']}")
+        for name, value in request["headers"].items():
+            out.print(f"[dim]{name}:[/dim] {value}")
+        out.print(Syntax(_pretty(request["body"]), "json", word_wrap=True))
+        if attempt["response"]:
+            response = attempt["response"]
+            out.print(f"← [bold]{response['status']}[/bold] in {attempt['duration_ms']} ms")
+            out.print(response["body"][:2000])
+        if attempt["error"]:
+            error = attempt["error"]
+            out.print(f"[red]{error['kind']}[/red]: {error['message']}")
+            out.print(f"[dim]{error['explanation']}[/dim]")
+
+
+def _pretty(body: str) -> str:
+    try:
+        return orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2).decode()
+    except orjson.JSONDecodeError:
+        return body
+
+
+@deliveries.command("redeliver")
+@click.argument("delivery_id")
+@click.pass_context
+def deliveries_redeliver(ctx: click.Context, delivery_id: str) -> None:
+    """Send a delivery again now (same payload, same webhook-id)."""
+    delivery = _run(ctx, lambda svc: svc.redeliver(DEFAULT_TENANT, delivery_id))
+    if ctx.obj["json"]:
+        _emit_json(delivery_json(delivery))
+        return
+    out.print(f"[green]queued[/green] {delivery.id} for redelivery")
+
+
+# -- verify ------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--secret", required=True, envvar="WEBHOOK_SECRET", help="Or WEBHOOK_SECRET.")
+@click.option("--signature", required=True, help="The X-PeopleForce-Signature header value.")
+@click.option(
+    "--body",
+    "body_file",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    default="-",
+    help="File with the raw body (default: standard input).",
+)
+def verify(secret: str, signature: str, body_file: str) -> None:
+    """Check a body against an X-PeopleForce-Signature header; exit 1 if it does not match."""
+    body = sys.stdin.buffer.read() if body_file == "-" else Path(body_file).read_bytes()
+    try:
+        verify_signature(body, signature, secret)
+    except SignatureError as exc:
+        err.print(f"[red]invalid:[/red] {exc}")
+        sys.exit(1)
+    out.print("[green]valid[/green]: the signature matches the body and secret")

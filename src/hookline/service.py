@@ -1,0 +1,368 @@
+"""Every use case of hookline, once. The API, the UI and the CLI all call this.
+
+The service validates input, shapes records and asks the store; it knows nothing of HTTP
+frameworks or SQL drivers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import orjson
+
+from .config import Settings
+from .egress import EgressBlocked, EgressGuard
+from .errors import InvalidInput, InvalidJSON, PayloadTooLarge, Unauthorized
+from .ids import new_id
+from .models import (
+    DEFAULT_TENANT,
+    Delivery,
+    DeliveryDetail,
+    DeliveryFilter,
+    Event,
+    Page,
+    Topic,
+    Webhook,
+)
+from .signing import generate_secret
+from .store import NewEvent, Store, StoredEvent
+from .topics import Catalog
+
+Clock = Callable[[], datetime]
+
+#: the value of ``secret`` that asks hookline to generate one
+GENERATE: Final = "generate"
+MAX_NAME = 255
+MAX_URL = 2048
+MAX_SECRET = 1024
+MAX_IDEMPOTENCY_KEY = 255
+MAX_PAGE = 500
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+#: "leave as it is" in updates, where None means "remove"
+UNSET: Final = _Unset()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SavedWebhook:
+    webhook: Webhook
+    #: a secret hookline generated, shown this once and never again
+    generated_secret: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TestSent:
+    event_id: str
+    delivery_id: str
+
+
+class Service:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        catalog: Catalog,
+        *,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.catalog = catalog
+        self.clock = clock
+        self.guard = EgressGuard(settings.egress_allow)
+        self._wake_listeners: list[Callable[[], None]] = []
+
+    def on_due(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` whenever deliveries become due (a dispatcher's wake-up)."""
+        self._wake_listeners.append(listener)
+
+    def _wake(self) -> None:
+        for listener in self._wake_listeners:
+            listener()
+
+    # -- access --------------------------------------------------------------------------------
+
+    async def ensure_admin_key(self) -> str | None:
+        """On first start without HOOKLINE_API_KEY, make an admin key; return it to show once."""
+        if self.settings.api_key or await self.store.count_api_keys():
+            return None
+        key = "hk_" + secrets.token_urlsafe(32)
+        await self.store.add_api_key(new_id("key"), DEFAULT_TENANT, hash_api_key(key), self.clock())
+        return key
+
+    async def authenticate(self, key: str | None) -> str:
+        """The tenant an API key acts for; Unauthorized if the key is missing or unknown."""
+        if not key:
+            raise Unauthorized()
+        configured = self.settings.api_key
+        if configured and hmac.compare_digest(key.encode(), configured.encode()):
+            return DEFAULT_TENANT
+        tenant = await self.store.tenant_for_key(hash_api_key(key))
+        if tenant is None:
+            raise Unauthorized("unknown API key")
+        return tenant
+
+    # -- topics --------------------------------------------------------------------------------
+
+    def topics(self) -> list[Topic]:
+        return list(self.catalog)
+
+    # -- webhooks ------------------------------------------------------------------------------
+
+    def _check_name(self, name: Any) -> str:
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidInput("name", "a name is required")
+        if len(name) > MAX_NAME:
+            raise InvalidInput("name", f"at most {MAX_NAME} characters")
+        return name.strip()
+
+    def _check_url(self, given: Any) -> str:
+        if not isinstance(given, str) or not given.strip():
+            raise InvalidInput("url", "a Payload URL is required")
+        url = given.strip()
+        if len(url) > MAX_URL:
+            raise InvalidInput("url", f"at most {MAX_URL} characters")
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise InvalidInput("url", f"not a valid URL: {exc}") from None
+        if parts.scheme not in ("http", "https"):
+            raise InvalidInput("url", "must start with http:// or https://")
+        if not parts.hostname:
+            raise InvalidInput("url", "must name a host")
+        if parts.username is not None or parts.password is not None:
+            raise InvalidInput("url", "must not contain credentials; use a secret instead")
+        if port == 0:
+            raise InvalidInput("url", "port 0 cannot be reached")
+        try:
+            self.guard.check_host(parts.hostname)
+        except EgressBlocked as exc:
+            raise InvalidInput("url", str(exc)) from None
+        return url
+
+    def _check_topics(self, topics: Any) -> tuple[str, ...]:
+        if isinstance(topics, str) or not isinstance(topics, Sequence) or not topics:
+            raise InvalidInput("topics", "choose at least one topic")
+        unique: list[str] = []
+        for topic in topics:
+            if not isinstance(topic, str):
+                raise InvalidInput("topics", "topics are names (strings)")
+            self.catalog.get(topic, field="topics")
+            if topic not in unique:
+                unique.append(topic)
+        return tuple(unique)
+
+    def _check_secret(self, secret: Any) -> tuple[str | None, str | None]:
+        """(secret to store, secret to reveal once)."""
+        if secret is None or secret == "":
+            return None, None
+        if not isinstance(secret, str):
+            raise InvalidInput("secret", "must be a string")
+        if secret == GENERATE:
+            generated = generate_secret()
+            return generated, generated
+        if len(secret) > MAX_SECRET:
+            raise InvalidInput("secret", f"at most {MAX_SECRET} characters")
+        return secret, None
+
+    async def create_webhook(
+        self,
+        tenant_id: str,
+        *,
+        name: Any,
+        url: Any,
+        topics: Any,
+        secret: Any = None,
+        enabled: Any = True,
+    ) -> SavedWebhook:
+        stored_secret, revealed = self._check_secret(secret)
+        if not isinstance(enabled, bool):
+            raise InvalidInput("enabled", "must be true or false")
+        now = self.clock()
+        webhook = Webhook(
+            id=new_id("wh"),
+            tenant_id=tenant_id,
+            name=self._check_name(name),
+            url=self._check_url(url),
+            topics=self._check_topics(topics),
+            enabled=enabled,
+            secret=stored_secret,
+            created_at=now,
+            updated_at=now,
+        )
+        await self.store.insert_webhook(webhook)
+        return SavedWebhook(webhook=webhook, generated_secret=revealed)
+
+    async def get_webhook(self, tenant_id: str, webhook_id: str) -> Webhook:
+        return await self.store.get_webhook(tenant_id, webhook_id)
+
+    async def list_webhooks(
+        self, tenant_id: str, cursor: str | None = None, limit: int = 100
+    ) -> Page:
+        return await self.store.list_webhooks(tenant_id, cursor, _limit(limit))
+
+    async def update_webhook(
+        self,
+        tenant_id: str,
+        webhook_id: str,
+        *,
+        name: Any = UNSET,
+        url: Any = UNSET,
+        topics: Any = UNSET,
+        secret: Any = UNSET,
+        enabled: Any = UNSET,
+    ) -> SavedWebhook:
+        webhook = await self.store.get_webhook(tenant_id, webhook_id)
+        changes: dict[str, Any] = {}
+        revealed = None
+        if name is not UNSET:
+            changes["name"] = self._check_name(name)
+        if url is not UNSET:
+            changes["url"] = self._check_url(url)
+        if topics is not UNSET:
+            changes["topics"] = self._check_topics(topics)
+        if secret is not UNSET:
+            changes["secret"], revealed = self._check_secret(secret)
+        if enabled is not UNSET:
+            if not isinstance(enabled, bool):
+                raise InvalidInput("enabled", "must be true or false")
+            changes["enabled"] = enabled
+        if changes:
+            webhook = replace(webhook, **changes, updated_at=self.clock())
+            await self.store.update_webhook(webhook)
+            self._wake()  # re-enabled: its held deliveries may be due
+        return SavedWebhook(webhook=webhook, generated_secret=revealed)
+
+    async def delete_webhook(self, tenant_id: str, webhook_id: str) -> None:
+        await self.store.delete_webhook(tenant_id, webhook_id)
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _parse_event(self, body: bytes) -> tuple[str, Any]:
+        if len(body) > self.settings.max_payload_bytes:
+            raise PayloadTooLarge(
+                f"the body is {len(body)} bytes; the limit is {self.settings.max_payload_bytes}"
+            )
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidJSON(f"the body is not valid JSON: {exc}") from None
+        if not isinstance(document, dict):
+            raise InvalidInput("body", 'expected a JSON object {"action": ..., "data": {...}}')
+        unknown = sorted(set(document) - {"action", "data"})
+        if unknown:
+            raise InvalidInput(unknown[0], 'unknown field; an event is {"action", "data"}')
+        action = document.get("action")
+        if not isinstance(action, str) or not action:
+            raise InvalidInput("action", "the topic name is required")
+        self.catalog.get(action, field="action")
+        if "data" not in document:
+            raise InvalidInput("data", "required")
+        if not isinstance(document["data"], dict):
+            raise InvalidInput("data", "must be a JSON object")
+        if self.settings.validate_payloads:
+            self.catalog.validate(action, document["data"])
+        return action, document["data"]
+
+    async def publish(
+        self, tenant_id: str, body: bytes, idempotency_key: str | None = None
+    ) -> StoredEvent:
+        """Store an event ``{"action", "data"}`` (these exact bytes) and fan it out durably."""
+        action, _ = self._parse_event(body)
+        now = self.clock()
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+            raise InvalidInput("Idempotency-Key", f"1 to {MAX_IDEMPOTENCY_KEY} characters")
+        stored = await self.store.insert_event(
+            NewEvent(
+                id=new_id("evt"),
+                tenant_id=tenant_id,
+                action=action,
+                payload=body,
+                created_at=now,
+                idempotency_key=idempotency_key,
+                request_hash=hashlib.sha256(body).hexdigest() if idempotency_key else None,
+                idempotency_expires_at=(
+                    now + timedelta(seconds=self.settings.idempotency_ttl)
+                    if idempotency_key
+                    else None
+                ),
+            )
+        )
+        if stored.delivery_ids and not stored.replayed:
+            self._wake()
+        return stored
+
+    async def publish_data(
+        self, tenant_id: str, action: str, data: Any, idempotency_key: str | None = None
+    ) -> StoredEvent:
+        """Publish from Python values (the CLI, tests): serialised once, then as ``publish``."""
+        return await self.publish(
+            tenant_id, orjson.dumps({"action": action, "data": data}), idempotency_key
+        )
+
+    async def send_test(
+        self, tenant_id: str, webhook_id: str, topic: str | None = None
+    ) -> TestSent:
+        """Send the topic's example payload to this webhook alone."""
+        webhook = await self.store.get_webhook(tenant_id, webhook_id)
+        chosen = self.catalog.get(topic or webhook.topics[0])
+        stored = await self.store.insert_event(
+            NewEvent(
+                id=new_id("evt"),
+                tenant_id=tenant_id,
+                action=chosen.name,
+                payload=orjson.dumps({"action": chosen.name, "data": chosen.example}),
+                created_at=self.clock(),
+                only_webhook_id=webhook.id,
+            )
+        )
+        self._wake()
+        return TestSent(event_id=stored.event.id, delivery_id=stored.delivery_ids[0])
+
+    async def get_event(self, tenant_id: str, event_id: str) -> Event:
+        return await self.store.get_event(tenant_id, event_id)
+
+    # -- deliveries ----------------------------------------------------------------------------
+
+    async def list_deliveries(
+        self, query: DeliveryFilter, cursor: str | None = None, limit: int = 50
+    ) -> Page:
+        if query.webhook_id is not None:
+            await self.store.get_webhook(query.tenant_id, query.webhook_id)
+        return await self.store.list_deliveries(query, cursor, _limit(limit))
+
+    async def get_delivery(self, tenant_id: str, delivery_id: str) -> DeliveryDetail:
+        return await self.store.get_delivery(tenant_id, delivery_id)
+
+    async def redeliver(self, tenant_id: str, delivery_id: str) -> Delivery:
+        """Send the delivery again now, same payload and webhook-id."""
+        delivery = await self.store.redeliver(tenant_id, delivery_id, self.clock())
+        self._wake()
+        return delivery
+
+
+def _limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput("limit", f"between 1 and {MAX_PAGE}")
+    return limit
