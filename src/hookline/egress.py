@@ -158,7 +158,8 @@ class HttpResult:
 
 def _joined(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for name, value in headers:
+    for key, value in headers:
+        name = str(key)  # aiohttp's case-insensitive istr: stored as plain text
         out[name] = f"{out[name]}, {value}" if name in out else value
     return out
 

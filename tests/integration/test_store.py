@@ -1,0 +1,246 @@
+"""The store contract, run against every backend."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from hookline.errors import IdempotencyConflict, NotFound
+from hookline.ids import new_id
+from hookline.models import (
+    Attempt,
+    DeliveryFilter,
+    DeliveryStatus,
+    ErrorKind,
+    Job,
+    Outcome,
+    Webhook,
+)
+from hookline.store import NewEvent, Store
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def webhook(
+    tenant: str = "default", topics: tuple[str, ...] = ("employee_create",), **kw
+) -> Webhook:
+    values = dict(
+        id=new_id("wh"), tenant_id=tenant, name="HR sync", url="https://example.com/hook",
+        topics=topics, enabled=True, secret="s3cret", created_at=T0, updated_at=T0,
+    )  # fmt: skip
+    values.update(kw)
+    return Webhook(**values)
+
+
+def event(action: str = "employee_create", tenant: str = "default", **kw) -> NewEvent:
+    body = b'{"action": "%s", "data": {"id": 1}}' % action.encode()
+    values = dict(id=new_id("evt"), tenant_id=tenant, action=action, payload=body, created_at=T0)
+    values.update(kw)
+    return NewEvent(**values)
+
+
+def outcome(job: Job, status: DeliveryStatus, code: int | None, at: datetime, next_at=None):
+    attempt = Attempt(
+        id=new_id("att"), delivery_id=job.delivery_id, number=job.attempt_number,
+        manual=job.manual, started_at=at, duration_ms=12, request_url=job.url,
+        request_headers={"webhook-id": job.delivery_id}, request_body=job.payload,
+        response_status=code, response_headers={"Server": "test"} if code else None,
+        response_body=b"ok" if code else None,
+        error_kind=None if status is DeliveryStatus.SUCCEEDED else ErrorKind.BAD_STATUS,
+        error_message=None if status is DeliveryStatus.SUCCEEDED else f"HTTP {code}",
+    )  # fmt: skip
+    return Outcome(
+        job=job, attempt=attempt, status=status, next_attempt_at=next_at,
+        schedule_step=job.schedule_step + 1,
+    )  # fmt: skip
+
+
+async def test_migrations_apply_once(store: Store):
+    assert await store.migrate() == []
+
+
+async def test_webhooks_round_trip_and_stay_within_their_tenant(store: Store):
+    hook = webhook(topics=("employee_create", "leave_request_create"))
+    await store.insert_webhook(hook)
+    assert await store.get_webhook("default", hook.id) == hook
+    with pytest.raises(NotFound):
+        await store.get_webhook("other", hook.id)
+    changed = webhook(id=hook.id, name="renamed", topics=("employee_update",), secret=None)
+    await store.update_webhook(changed)
+    assert await store.get_webhook("default", hook.id) == changed
+    await store.delete_webhook("default", hook.id)
+    with pytest.raises(NotFound):
+        await store.get_webhook("default", hook.id)
+    with pytest.raises(NotFound):
+        await store.delete_webhook("default", hook.id)
+
+
+async def test_webhook_pages_are_newest_first(store: Store):
+    ids = []
+    for _ in range(5):
+        hook = webhook()
+        await store.insert_webhook(hook)
+        ids.append(hook.id)
+    first = await store.list_webhooks("default", None, 2)
+    second = await store.list_webhooks("default", first.next_cursor, 2)
+    third = await store.list_webhooks("default", second.next_cursor, 2)
+    seen = [w.id for page in (first, second, third) for w in page.items]
+    assert seen == sorted(ids, reverse=True)
+    assert third.next_cursor is None
+
+
+async def test_an_event_fans_out_to_enabled_subscribers_of_its_topic_only(store: Store):
+    subscribed = webhook()
+    other_topic = webhook(topics=("employee_update",))
+    disabled = webhook(enabled=False)
+    other_tenant = webhook(tenant="acme")
+    for hook in (subscribed, other_topic, disabled, other_tenant):
+        await store.insert_webhook(hook)
+    stored = await store.insert_event(event())
+    assert stored.event.deliveries_count == 1 and not stored.replayed
+    page = await store.list_deliveries(DeliveryFilter(tenant_id="default"), None, 10)
+    assert [(d.webhook_id, d.status) for d in page.items] == [
+        (subscribed.id, DeliveryStatus.PENDING)
+    ]
+    assert (await store.get_event("default", stored.event.id)).payload == stored.event.payload
+
+
+async def test_a_repeated_idempotency_key_stores_nothing_new(store: Store):
+    await store.insert_webhook(webhook())
+    key = dict(
+        idempotency_key="k1", request_hash="h1", idempotency_expires_at=T0 + timedelta(hours=24)
+    )
+    first = await store.insert_event(event(**key))
+    again = await store.insert_event(event(**key))
+    assert (
+        again.replayed and again.event == first.event and again.delivery_ids == first.delivery_ids
+    )
+    page = await store.list_deliveries(DeliveryFilter(tenant_id="default"), None, 10)
+    assert len(page.items) == 1
+    with pytest.raises(IdempotencyConflict):
+        await store.insert_event(event(**{**key, "request_hash": "h2"}))
+    later = T0 + timedelta(hours=25)
+    fresh = await store.insert_event(
+        event(created_at=later, **{**key, "idempotency_expires_at": later + timedelta(hours=24)})
+    )
+    assert not fresh.replayed and fresh.event.id != first.event.id
+
+
+async def test_claim_leases_due_deliveries_once(store: Store):
+    hook = webhook()
+    await store.insert_webhook(hook)
+    for _ in range(3):
+        await store.insert_event(event())
+    lease = T0 + timedelta(seconds=30)
+    jobs = await store.claim(T0, 2, lease, "lease-a")
+    assert len(jobs) == 2
+    assert {job.url for job in jobs} == {hook.url}
+    assert all(job.secret == "s3cret" and job.attempt_number == 1 for job in jobs)
+    assert jobs[0].payload.startswith(b'{"action": "employee_create"')
+    rest = await store.claim(T0, 10, lease, "lease-b")
+    assert len(rest) == 1
+    assert await store.claim(T0, 10, lease, "lease-c") == []
+    # a lease that expires makes its delivery due again
+    again = await store.claim(lease, 10, lease + timedelta(seconds=30), "lease-d")
+    assert len(again) == 3
+
+
+async def test_record_moves_deliveries_on_and_keeps_attempts(store: Store):
+    await store.insert_webhook(webhook())
+    await store.insert_event(event())
+    [job] = await store.claim(T0, 10, T0 + timedelta(seconds=30), "lease-a")
+    retry_at = T0 + timedelta(seconds=5)
+    await store.record([outcome(job, DeliveryStatus.PENDING, 500, T0, retry_at)])
+    detail = await store.get_delivery("default", job.delivery_id)
+    assert detail.delivery.status is DeliveryStatus.PENDING
+    assert detail.delivery.next_attempt_at == retry_at
+    assert detail.delivery.attempts_count == 1 and detail.delivery.last_status_code == 500
+    [attempt] = detail.attempts
+    assert attempt.response_status == 500 and attempt.error_kind is ErrorKind.BAD_STATUS
+    assert attempt.request_body == job.payload
+    assert await store.next_due_at() == retry_at
+    assert await store.claim(T0, 10, T0 + timedelta(seconds=30), "early") == []
+    [retry] = await store.claim(retry_at, 10, retry_at + timedelta(seconds=30), "lease-b")
+    assert retry.attempt_number == 2 and retry.schedule_step == 1
+    await store.record([outcome(retry, DeliveryStatus.SUCCEEDED, 200, retry_at)])
+    detail = await store.get_delivery("default", job.delivery_id)
+    assert detail.delivery.status is DeliveryStatus.SUCCEEDED
+    assert [a.number for a in detail.attempts] == [1, 2]
+    assert await store.next_due_at() is None
+
+
+async def test_a_stale_lease_cannot_overwrite_a_newer_claim(store: Store):
+    await store.insert_webhook(webhook())
+    await store.insert_event(event())
+    [stale] = await store.claim(T0, 10, T0 + timedelta(seconds=1), "old")
+    later = T0 + timedelta(seconds=2)
+    [fresh] = await store.claim(later, 10, later + timedelta(seconds=30), "new")
+    await store.record([outcome(stale, DeliveryStatus.FAILED, 500, T0)])
+    detail = await store.get_delivery("default", fresh.delivery_id)
+    assert detail.delivery.status is DeliveryStatus.DELIVERING
+    assert len(detail.attempts) == 1  # the stale attempt happened and is kept
+
+
+async def test_redeliver_makes_a_finished_delivery_due_for_one_manual_attempt(store: Store):
+    await store.insert_webhook(webhook())
+    await store.insert_event(event())
+    [job] = await store.claim(T0, 10, T0 + timedelta(seconds=30), "a")
+    await store.record([outcome(job, DeliveryStatus.SUCCEEDED, 200, T0)])
+    later = T0 + timedelta(minutes=1)
+    delivery = await store.redeliver("default", job.delivery_id, later)
+    assert delivery.status is DeliveryStatus.PENDING
+    [manual] = await store.claim(later, 10, later + timedelta(seconds=30), "b")
+    assert manual.manual and manual.delivery_id == job.delivery_id and manual.attempt_number == 2
+    with pytest.raises(NotFound):
+        await store.redeliver("acme", job.delivery_id, later)
+
+
+async def test_release_gives_leased_deliveries_back(store: Store):
+    await store.insert_webhook(webhook())
+    await store.insert_event(event())
+    jobs = await store.claim(T0, 10, T0 + timedelta(minutes=5), "a")
+    await store.release(jobs, T0)
+    assert len(await store.claim(T0, 10, T0 + timedelta(minutes=5), "b")) == 1
+
+
+async def test_deliveries_of_a_disabled_webhook_wait(store: Store):
+    hook = webhook()
+    await store.insert_webhook(hook)
+    await store.insert_event(event())
+    await store.update_webhook(webhook(id=hook.id, enabled=False))
+    assert await store.claim(T0, 10, T0 + timedelta(seconds=30), "a") == []
+    assert await store.next_due_at() is None
+    await store.update_webhook(webhook(id=hook.id, enabled=True))
+    assert len(await store.claim(T0, 10, T0 + timedelta(seconds=30), "b")) == 1
+
+
+async def test_delivery_filters(store: Store):
+    a, b = webhook(), webhook(topics=("employee_create", "employee_update"))
+    await store.insert_webhook(a)
+    await store.insert_webhook(b)
+    first = await store.insert_event(event())
+    await store.insert_event(event("employee_update", created_at=T0 + timedelta(hours=1)))
+
+    async def ids(**kw):
+        page = await store.list_deliveries(DeliveryFilter(tenant_id="default", **kw), None, 50)
+        return len(page.items)
+
+    assert await ids() == 3
+    assert await ids(webhook_id=b.id) == 2
+    assert await ids(topic="employee_update") == 1
+    assert await ids(event_id=first.event.id) == 2
+    assert await ids(status=DeliveryStatus.PENDING) == 3
+    assert await ids(status=DeliveryStatus.FAILED) == 0
+    assert await ids(since=T0 + timedelta(minutes=30)) == 1
+    assert await ids(until=T0 + timedelta(minutes=30)) == 2
+
+
+async def test_deleting_a_webhook_removes_its_deliveries(store: Store):
+    hook = webhook()
+    await store.insert_webhook(hook)
+    stored = await store.insert_event(event())
+    await store.delete_webhook("default", hook.id)
+    with pytest.raises(NotFound):
+        await store.get_delivery("default", stored.delivery_ids[0])
+    assert await store.claim(T0, 10, T0 + timedelta(seconds=30), "a") == []
