@@ -1,9 +1,10 @@
 """A real HTTP receiver on loopback, in a thread of its own, that misbehaves on request.
 
 Paths: ``/ok`` 200; ``/status/<code>`` that status (``?retry_after=`` adds Retry-After);
-``/flaky/<n>`` 500 for the first n requests, then 200; ``/hang`` never answers (until the
-receiver stops); ``/drip`` 200 then one body byte a second; ``/redirect`` 302 to /ok;
-``/big`` a 100 MB body; ``/close`` closes the connection without answering.
+``/slow/<s>`` 200 after s seconds; ``/flaky/<n>`` 500 for the first n requests, then 200;
+``/hang`` never answers (until the receiver stops); ``/drip`` 200 then one body byte a
+second; ``/redirect`` 302 to /ok; ``/big`` a 100 MB body; ``/close`` closes the connection
+without answering.
 """
 
 from __future__ import annotations
@@ -97,6 +98,9 @@ class Receiver:
             if "retry_after" in request.query:
                 headers["Retry-After"] = request.query["retry_after"]
             return web.Response(status=int(parts[1]), text=f"status {parts[1]}", headers=headers)
+        if kind == "slow":
+            await asyncio.sleep(float(parts[1]) if len(parts) > 1 else 0.3)
+            return web.Response(text="ok, slowly")
         if kind == "flaky":
             if count <= int(parts[1]):
                 return web.Response(status=500, text="not yet")

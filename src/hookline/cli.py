@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ import click
 import orjson
 from rich.console import Console
 from rich.syntax import Syntax
-from rich.table import Table
+from rich.table import Column, Table
 
 from .__about__ import __version__
 from .api.schemas import (
@@ -68,6 +69,11 @@ def _run(ctx: click.Context, use: Callable[[Service], Awaitable[T]]) -> T:
         sys.exit(1)
 
 
+def _id_column(header: str = "id") -> Column:
+    """Ids are copied into the next command: never wrapped or cut, however narrow the screen."""
+    return Column(header, no_wrap=True, min_width=29)
+
+
 def _emit_json(value: Any) -> None:
     click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
 
@@ -112,7 +118,15 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
         log_level="warning",
         lifespan="on",
     )
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the
+    # handler that was there before it: make that handler a clean exit, status 0
+    for handled in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(handled, _exit_cleanly)
     uvicorn.Server(config).run()
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    sys.exit(0)
 
 
 @main.command()
@@ -224,7 +238,7 @@ def webhooks_list(ctx: click.Context) -> None:
     if ctx.obj["json"]:
         _emit_json([webhook_json(w) for w in page.items])
         return
-    table = Table("id", "name", "payload URL", "topics", "enabled", "secret")
+    table = Table(_id_column(), "name", "payload URL", "topics", "enabled", "secret")
     for w in page.items:
         table.add_row(
             w.id, w.name, w.url, ", ".join(w.topics), "yes" if w.enabled else "[red]no[/red]",
@@ -316,7 +330,9 @@ def deliveries_list(
     if ctx.obj["json"]:
         _emit_json([delivery_json(d) for d in page.items])
         return
-    table = Table("id", "topic", "webhook", "status", "code", "attempts", "created")
+    table = Table(
+        _id_column(), "topic", _id_column("webhook"), "status", "code", "attempts", "created"
+    )
     for d in page.items:
         style = _STATUS_STYLE[d.status.value]
         table.add_row(
