@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import click
 import orjson
 from rich.console import Console
+from rich.progress import Progress
 from rich.syntax import Syntax
 from rich.table import Column, Table
 
@@ -293,6 +294,32 @@ def events_publish(
         f"{event.deliveries_count} webhook(s)"
         + (" [dim](replayed)[/dim]" if stored.replayed else "")
     )
+
+
+@events.command("import")
+@click.argument("lines_file", type=click.File("rb"))
+@click.pass_context
+def events_import(ctx: click.Context, lines_file: Any) -> None:
+    """Publish every event in a JSON Lines file, one {"action", "data"} per line."""
+    lines = [line for line in lines_file.read().splitlines() if line.strip()]
+
+    async def publish_all(svc: Service) -> int:
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task("publishing", total=len(lines))
+            for number, line in enumerate(lines, 1):
+                try:
+                    await svc.publish(DEFAULT_TENANT, line)
+                except HooklineError as exc:
+                    where = f"line {number}: {exc.detail} ({number - 1} published before it)"
+                    raise HooklineError(where) from exc
+                progress.advance(task)
+        return len(lines)
+
+    count = _run(ctx, publish_all)
+    if ctx.obj["json"]:
+        _emit_json({"published": count})
+        return
+    out.print(f"[green]published[/green] {count} event(s)")
 
 
 # -- deliveries --------------------------------------------------------------------------------

@@ -180,6 +180,7 @@ class Dispatcher:
             except Exception:
                 # kept leased: the deliveries are sent again when the lease expires
                 log.exception("could not record %d attempts", len(batch))
+            self._wake.set()  # a retry may now be the earliest due: re-plan the sleep
 
     async def _shutdown(self, writer: asyncio.Task[None]) -> None:
         if self._in_flight:

@@ -99,3 +99,18 @@ def test_verify_checks_a_signature_from_the_shell(db, tmp_path):
 def test_settings_lists_every_variable(db):
     out = run_cli(db, "settings").stdout
     assert "HOOKLINE_DATABASE_URL" in out and "HOOKLINE_EGRESS_ALLOW" in out
+
+
+def test_import_publishes_a_json_lines_file_and_stops_at_a_bad_line(db, tmp_path):
+    cli_json(db, "webhooks", "add", "--name", "h", "--url", "https://example.com/h",
+             "--topic", "employee_create")  # fmt: skip
+    good = tmp_path / "events.jsonl"
+    good.write_text("\n".join(f'{{"action": "employee_create", "data": {{"id": {i}}}}}'
+                              for i in range(25)) + "\n")  # fmt: skip
+    assert cli_json(db, "events", "import", str(good)) == {"published": 25}
+    assert len(cli_json(db, "deliveries", "list", "--limit", "100")) == 25
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"action": "employee_create", "data": {}}\n{"action": "nope", "data": {}}\n')
+    result = run_cli(db, "events", "import", str(bad))
+    assert result.returncode == 1
+    assert "line 2:" in result.stderr and "1 published before it" in result.stderr

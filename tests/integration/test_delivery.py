@@ -140,6 +140,22 @@ async def test_a_refused_connection_is_named(settings):
     assert detail.attempts[0].response_status is None
 
 
+@pytest.mark.parametrize(
+    ("make_url", "kind"),
+    [
+        (lambda receiver: "http://nonexistent.invalid/hook", ErrorKind.DNS),
+        # TLS spoken to a plain-HTTP server: the handshake fails
+        (lambda receiver: f"https://127.0.0.1:{receiver.port}/ok", ErrorKind.TLS),
+    ],
+)
+async def test_dns_and_tls_failures_are_named(settings, receiver, make_url, kind):
+    async with Runtime(settings.with_(retry_schedule=(0,)), dispatch=True) as runtime:
+        await subscribe(runtime.service, make_url(receiver))
+        detail = await settled(runtime.service, await publish_one(runtime.service))
+    assert detail.attempts[0].error_kind is kind, detail.attempts[0]
+    assert receiver.received("/ok") == []
+
+
 async def test_a_huge_response_is_read_only_up_to_the_cap(settings, receiver):
     async with Runtime(settings.with_(retry_schedule=(0,)), dispatch=True) as runtime:
         await subscribe(runtime.service, receiver.url("/big"))
