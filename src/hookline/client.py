@@ -47,6 +47,14 @@ def _check(response: httpx.Response) -> JSON:
     return result
 
 
+def _encode(
+    json: Any, headers: dict[str, str] | None
+) -> tuple[bytes | None, dict[str, str] | None]:
+    if json is None:
+        return None, headers
+    return orjson.dumps(json), {**(headers or {}), "Content-Type": "application/json"}
+
+
 def _params(**values: Any) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
@@ -154,9 +162,7 @@ class Client(_Endpoints[JSON]):
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> JSON:
-        content = None if json is None else orjson.dumps(json)
-        if content is not None:
-            headers = {**(headers or {}), "Content-Type": "application/json"}
+        content, headers = _encode(json, headers)
         return _check(
             self._http.request(method, path, content=content, params=params, headers=headers)
         )
@@ -187,9 +193,7 @@ class AsyncClient(_Endpoints[Awaitable[JSON]]):
         params: dict[str, Any] | None,
         headers: dict[str, str] | None,
     ) -> JSON:
-        content = None if json is None else orjson.dumps(json)
-        if content is not None:
-            headers = {**(headers or {}), "Content-Type": "application/json"}
+        content, headers = _encode(json, headers)
         response = await self._http.request(
             method, path, content=content, params=params, headers=headers
         )

@@ -165,6 +165,19 @@ def _attempt(row: sqlite3.Row, body: bytes) -> Attempt:
     )
 
 
+_NOUNS = {"webhooks": "webhook", "events": "event", "deliveries": "delivery"}
+
+
+def _owned(conn: sqlite3.Connection, table: str, tenant_id: str, row_id: str) -> sqlite3.Row:
+    """The tenant's row of ``table`` with that id; NotFound for a missing or foreign one."""
+    row = conn.execute(
+        f"SELECT * FROM {table} WHERE id = ? AND tenant_id = ?", (row_id, tenant_id)
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no {_NOUNS[table]} {row_id}")
+    return row  # type: ignore[no-any-return]
+
+
 def _page(items: list[Any], limit: int) -> Page:
     more = len(items) > limit
     items = items[:limit]
@@ -278,15 +291,9 @@ class SqliteStore(Store):
         await self._writer.run(insert)
 
     async def get_webhook(self, tenant_id: str, webhook_id: str) -> Webhook:
-        def get(conn: sqlite3.Connection) -> Webhook:
-            row = conn.execute(
-                "SELECT * FROM webhooks WHERE id = ? AND tenant_id = ?", (webhook_id, tenant_id)
-            ).fetchone()
-            if row is None:
-                raise NotFound(f"no webhook {webhook_id}")
-            return _webhook(row)
-
-        return await self._reader.run(get)
+        return await self._reader.run(
+            lambda conn: _webhook(_owned(conn, "webhooks", tenant_id, webhook_id))
+        )
 
     async def list_webhooks(self, tenant_id: str, cursor: str | None, limit: int) -> Page:
         def select(conn: sqlite3.Connection) -> Page:
@@ -416,15 +423,9 @@ class SqliteStore(Store):
         return await self._writer.run(insert)
 
     async def get_event(self, tenant_id: str, event_id: str) -> Event:
-        def get(conn: sqlite3.Connection) -> Event:
-            row = conn.execute(
-                "SELECT * FROM events WHERE id = ? AND tenant_id = ?", (event_id, tenant_id)
-            ).fetchone()
-            if row is None:
-                raise NotFound(f"no event {event_id}")
-            return _event(row)
-
-        return await self._reader.run(get)
+        return await self._reader.run(
+            lambda conn: _event(_owned(conn, "events", tenant_id, event_id))
+        )
 
     # -- deliveries ----------------------------------------------------------------------------
 
@@ -456,11 +457,7 @@ class SqliteStore(Store):
 
     async def get_delivery(self, tenant_id: str, delivery_id: str) -> DeliveryDetail:
         def get(conn: sqlite3.Connection) -> DeliveryDetail:
-            row = conn.execute(
-                "SELECT * FROM deliveries WHERE id = ? AND tenant_id = ?", (delivery_id, tenant_id)
-            ).fetchone()
-            if row is None:
-                raise NotFound(f"no delivery {delivery_id}")
+            row = _owned(conn, "deliveries", tenant_id, delivery_id)
             payload = conn.execute(
                 "SELECT payload FROM events WHERE id = ?", (row["event_id"],)
             ).fetchone()[0]
@@ -485,15 +482,8 @@ class SqliteStore(Store):
             ).fetchone()
             if row is not None:
                 return _delivery(row)
-            exists = conn.execute(
-                "SELECT 1 FROM deliveries WHERE id = ? AND tenant_id = ?", (delivery_id, tenant_id)
-            ).fetchone()
-            if exists is None:
-                raise NotFound(f"no delivery {delivery_id}")
             # in flight right now: the attempt under way is the redelivery asked for
-            return _delivery(
-                conn.execute("SELECT * FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
-            )
+            return _delivery(_owned(conn, "deliveries", tenant_id, delivery_id))
 
         return await self._writer.run(update)
 
