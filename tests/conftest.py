@@ -8,9 +8,11 @@ import pytest
 
 from hookline.config import Settings
 
+from .pg import Template, database_url
 from .receiver import Receiver
 
 API_KEY = "test-admin-key"
+BACKENDS = ["sqlite", "postgres"]
 
 
 @pytest.fixture
@@ -20,11 +22,32 @@ def receiver() -> Iterator[Receiver]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[Template]:
+    template = Template()
+    template.create()
+    yield template
+    template.destroy()
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """A real SQLite file, loopback allowed, short retries and deadlines."""
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database URL: a SQLite file, or a PostgreSQL database."""
+    backend = getattr(request, "param", "sqlite")
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path}/hookline.db"
+        return
+    template: Template = request.getfixturevalue("pg_template")
+    name = template.fresh()
+    yield database_url(name)
+    template.drop(name)
+
+
+@pytest.fixture
+def settings(database: str) -> Settings:
+    """Loopback allowed, short retries and deadlines."""
     return Settings(
-        database_url=f"sqlite:///{tmp_path}/hookline.db",
+        database_url=database,
         api_key=API_KEY,
         egress_allow=(ipaddress.ip_network("127.0.0.0/8"),),
         retry_schedule=(0, 0.2, 0.4),

@@ -242,9 +242,13 @@ def webhooks_list(ctx: click.Context) -> None:
     table = Table(_id_column(), "name", "payload URL", "topics", "enabled", "secret")
     for w in page.items:
         table.add_row(
-            w.id, w.name, w.url, ", ".join(w.topics), "yes" if w.enabled else "[red]no[/red]",
+            w.id,
+            w.name,
+            w.url,
+            ", ".join(w.topics),
+            "yes" if w.enabled else "[red]no[/red]",
             "yes" if w.has_secret else "no",
-        )  # fmt: skip
+        )
     out.print(table)
 
 
@@ -363,9 +367,14 @@ def deliveries_list(
     for d in page.items:
         style = _STATUS_STYLE[d.status.value]
         table.add_row(
-            d.id, d.topic, d.webhook_id, f"[{style}]{d.status.value}[/{style}]",
-            str(d.last_status_code or ""), str(d.attempts_count), iso(d.created_at),
-        )  # fmt: skip
+            d.id,
+            d.topic,
+            d.webhook_id,
+            f"[{style}]{d.status.value}[/{style}]",
+            str(d.last_status_code or ""),
+            str(d.attempts_count),
+            iso(d.created_at),
+        )
     out.print(table)
 
 

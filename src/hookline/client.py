@@ -131,9 +131,15 @@ class _Endpoints(Generic[R]):
         limit: int | None = None,
     ) -> R:
         params = _params(
-            webhook_id=webhook_id, status=status, topic=topic, event_id=event_id,
-            since=since, until=until, cursor=cursor, limit=limit,
-        )  # fmt: skip
+            webhook_id=webhook_id,
+            status=status,
+            topic=topic,
+            event_id=event_id,
+            since=since,
+            until=until,
+            cursor=cursor,
+            limit=limit,
+        )
         return self._call("GET", "/api/v1/deliveries", params=params)
 
     def get_delivery(self, delivery_id: str) -> R:

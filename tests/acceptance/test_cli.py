@@ -31,9 +31,19 @@ def test_topics_list(db):
 
 def test_webhooks_add_list_rm(db):
     added = cli_json(
-        db, "webhooks", "add", "--name", "HR", "--url", "https://example.com/h",
-        "--topic", "employee_create", "--topic", "leave_request_create", "--generate-secret",
-    )  # fmt: skip
+        db,
+        "webhooks",
+        "add",
+        "--name",
+        "HR",
+        "--url",
+        "https://example.com/h",
+        "--topic",
+        "employee_create",
+        "--topic",
+        "leave_request_create",
+        "--generate-secret",
+    )
     assert added["secret"].startswith("whsec_")
     assert added["topics"] == ["employee_create", "leave_request_create"]
     [listed] = cli_json(db, "webhooks", "list")
@@ -58,9 +68,18 @@ def test_bad_input_is_a_clear_error(db):
 
 def test_publish_from_the_shell_is_delivered_by_serve(db, tmp_path, receiver: Receiver):
     hook = cli_json(
-        db, "webhooks", "add", "--name", "local", "--url", receiver.url("/ok"),
-        "--topic", "employee_create", "--secret", "s3cret",
-    )  # fmt: skip
+        db,
+        "webhooks",
+        "add",
+        "--name",
+        "local",
+        "--url",
+        receiver.url("/ok"),
+        "--topic",
+        "employee_create",
+        "--secret",
+        "s3cret",
+    )
     published = cli_json(db, "events", "publish", "employee_create", '{"id": 42}')
     assert published["deliveries"] == 1
     [pending] = cli_json(db, "deliveries", "list", "--webhook", hook["id"])
@@ -89,8 +108,9 @@ def test_verify_checks_a_signature_from_the_shell(db, tmp_path):
     good = peopleforce_signature("s3cret", body.read_bytes())
     ok = run_cli(db, "verify", "--secret", "s3cret", "--signature", good, "--body", str(body))
     assert ok.returncode == 0 and "valid" in ok.stdout
-    piped = run_cli(db, "verify", "--secret", "s3cret", "--signature", good,
-                    input=body.read_bytes())  # fmt: skip
+    piped = run_cli(
+        db, "verify", "--secret", "s3cret", "--signature", good, input=body.read_bytes()
+    )
     assert piped.returncode == 0
     bad = run_cli(db, "verify", "--secret", "other", "--signature", good, "--body", str(body))
     assert bad.returncode == 1 and "does not match" in bad.stderr
@@ -102,11 +122,22 @@ def test_settings_lists_every_variable(db):
 
 
 def test_import_publishes_a_json_lines_file_and_stops_at_a_bad_line(db, tmp_path):
-    cli_json(db, "webhooks", "add", "--name", "h", "--url", "https://example.com/h",
-             "--topic", "employee_create")  # fmt: skip
+    cli_json(
+        db,
+        "webhooks",
+        "add",
+        "--name",
+        "h",
+        "--url",
+        "https://example.com/h",
+        "--topic",
+        "employee_create",
+    )
     good = tmp_path / "events.jsonl"
-    good.write_text("\n".join(f'{{"action": "employee_create", "data": {{"id": {i}}}}}'
-                              for i in range(25)) + "\n")  # fmt: skip
+    good.write_text(
+        "\n".join(f'{{"action": "employee_create", "data": {{"id": {i}}}}}' for i in range(25))
+        + "\n"
+    )
     assert cli_json(db, "events", "import", str(good)) == {"published": 25}
     assert len(cli_json(db, "deliveries", "list", "--limit", "100")) == 25
     bad = tmp_path / "bad.jsonl"

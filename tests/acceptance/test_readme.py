@@ -40,19 +40,25 @@ def test_the_quick_start_is_two_commands():
 def test_fastapi_receiver():
     app = snippet("FastAPI")["app"]
     with LiveServer(app) as server:
-        ok = httpx.post(f"{server.url}/hooks", content=BODY,
-                        headers={"X-PeopleForce-Signature": GOOD})  # fmt: skip
+        ok = httpx.post(
+            f"{server.url}/hooks", content=BODY, headers={"X-PeopleForce-Signature": GOOD}
+        )
         assert ok.status_code == 200 and ok.json() == {"received": "employee_create"}
-        forged = httpx.post(f"{server.url}/hooks", content=BODY,
-                            headers={"X-PeopleForce-Signature": BAD})  # fmt: skip
+        forged = httpx.post(
+            f"{server.url}/hooks", content=BODY, headers={"X-PeopleForce-Signature": BAD}
+        )
         assert forged.status_code == 403
         assert httpx.post(f"{server.url}/hooks", content=BODY).status_code == 403
 
 
 def test_flask_receiver():
     client = snippet("Flask")["app"].test_client()
-    ok = client.post("/hooks", data=BODY, headers={"X-PeopleForce-Signature": GOOD},
-                     content_type="application/json")  # fmt: skip
+    ok = client.post(
+        "/hooks",
+        data=BODY,
+        headers={"X-PeopleForce-Signature": GOOD},
+        content_type="application/json",
+    )
     assert ok.status_code == 200 and ok.get_json() == {"received": "employee_create"}
     assert (
         client.post("/hooks", data=BODY, headers={"X-PeopleForce-Signature": BAD}).status_code
@@ -65,8 +71,7 @@ def test_django_receiver():
     from django.conf import settings
 
     if not settings.configured:
-        settings.configure(DEBUG=False, ALLOWED_HOSTS=["testserver"], ROOT_URLCONF=[],
-                           USE_TZ=True)  # fmt: skip
+        settings.configure(DEBUG=False, ALLOWED_HOSTS=["testserver"], ROOT_URLCONF=[], USE_TZ=True)
     import django
     from django.test import RequestFactory
 

@@ -1,17 +1,23 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from hookline.store import Store, open_store
 
+from ..conftest import BACKENDS
 
-@pytest.fixture(params=["sqlite"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """A fresh, migrated store on every backend (one contract suite for all of them)."""
-    backend = open_store(f"sqlite:///{tmp_path}/store.db")
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every integration test that touches a database runs on every backend."""
+    if "database" in metafunc.fixturenames:
+        metafunc.parametrize("database", BACKENDS, indirect=True)
+
+
+@pytest.fixture
+async def store(database: str) -> AsyncIterator[Store]:
+    backend = open_store(database)
     await backend.migrate()
     yield backend
     await backend.close()

@@ -67,8 +67,15 @@ def test_webhook_lifecycle_never_reveals_the_secret(api: httpx.Client):
     created = add_webhook(api, "https://example.com/hook", secret="s3cret")
     assert created["has_secret"] is True and "secret" not in created
     assert set(created) == {
-        "id", "name", "url", "topics", "enabled", "has_secret", "created_at", "updated_at",
-    }  # fmt: skip
+        "id",
+        "name",
+        "url",
+        "topics",
+        "enabled",
+        "has_secret",
+        "created_at",
+        "updated_at",
+    }
     listed = api.get("/api/v1/webhooks").json()
     assert listed == {"data": [created], "next_cursor": None}
     assert "s3cret" not in api.get(f"/api/v1/webhooks/{created['id']}").text
@@ -216,9 +223,16 @@ def test_history_shows_raw_request_and_response(api: httpx.Client, receiver: Rec
     api.post("/api/v1/events", content=body)
     [delivery] = api.get("/api/v1/deliveries", params={"webhook_id": hook["id"]}).json()["data"]
     assert set(delivery) == {
-        "id", "event_id", "webhook_id", "topic", "status", "attempts_count", "next_attempt_at",
-        "last_status_code", "created_at",
-    }  # fmt: skip
+        "id",
+        "event_id",
+        "webhook_id",
+        "topic",
+        "status",
+        "attempts_count",
+        "next_attempt_at",
+        "last_status_code",
+        "created_at",
+    }
     detail = wait_for_status(api, delivery["id"], "succeeded")
     [attempt] = detail["attempts"]
     assert set(attempt) >= {"id", "number", "started_at", "duration_ms", "request", "response"}
@@ -289,10 +303,16 @@ def test_unknown_ids_are_404_everywhere(api: httpx.Client):
 def test_openapi_documents_the_contract(api: httpx.Client):
     spec = api.get("/openapi.json").json()
     for path in [
-        "/api/v1/webhooks", "/api/v1/webhooks/{webhook_id}", "/api/v1/webhooks/{webhook_id}/test",
-        "/api/v1/topics", "/api/v1/events", "/api/v1/events/{event_id}", "/api/v1/deliveries",
-        "/api/v1/deliveries/{delivery_id}", "/api/v1/deliveries/{delivery_id}/redeliver",
+        "/api/v1/webhooks",
+        "/api/v1/webhooks/{webhook_id}",
+        "/api/v1/webhooks/{webhook_id}/test",
+        "/api/v1/topics",
+        "/api/v1/events",
+        "/api/v1/events/{event_id}",
+        "/api/v1/deliveries",
+        "/api/v1/deliveries/{delivery_id}",
+        "/api/v1/deliveries/{delivery_id}/redeliver",
         "/healthz",
-    ]:  # fmt: skip
+    ]:
         assert path in spec["paths"], path
     assert api.get("/docs").status_code == 200

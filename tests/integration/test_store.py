@@ -26,9 +26,16 @@ def webhook(
     tenant: str = "default", topics: tuple[str, ...] = ("employee_create",), **kw
 ) -> Webhook:
     values = dict(
-        id=new_id("wh"), tenant_id=tenant, name="HR sync", url="https://example.com/hook",
-        topics=topics, enabled=True, secret="s3cret", created_at=T0, updated_at=T0,
-    )  # fmt: skip
+        id=new_id("wh"),
+        tenant_id=tenant,
+        name="HR sync",
+        url="https://example.com/hook",
+        topics=topics,
+        enabled=True,
+        secret="s3cret",
+        created_at=T0,
+        updated_at=T0,
+    )
     values.update(kw)
     return Webhook(**values)
 
@@ -42,18 +49,28 @@ def event(action: str = "employee_create", tenant: str = "default", **kw) -> New
 
 def outcome(job: Job, status: DeliveryStatus, code: int | None, at: datetime, next_at=None):
     attempt = Attempt(
-        id=new_id("att"), delivery_id=job.delivery_id, number=job.attempt_number,
-        manual=job.manual, started_at=at, duration_ms=12, request_url=job.url,
-        request_headers={"webhook-id": job.delivery_id}, request_body=job.payload,
-        response_status=code, response_headers={"Server": "test"} if code else None,
+        id=new_id("att"),
+        delivery_id=job.delivery_id,
+        number=job.attempt_number,
+        manual=job.manual,
+        started_at=at,
+        duration_ms=12,
+        request_url=job.url,
+        request_headers={"webhook-id": job.delivery_id},
+        request_body=job.payload,
+        response_status=code,
+        response_headers={"Server": "test"} if code else None,
         response_body=b"ok" if code else None,
         error_kind=None if status is DeliveryStatus.SUCCEEDED else ErrorKind.BAD_STATUS,
         error_message=None if status is DeliveryStatus.SUCCEEDED else f"HTTP {code}",
-    )  # fmt: skip
+    )
     return Outcome(
-        job=job, attempt=attempt, status=status, next_attempt_at=next_at,
+        job=job,
+        attempt=attempt,
+        status=status,
+        next_attempt_at=next_at,
         schedule_step=job.schedule_step + 1,
-    )  # fmt: skip
+    )
 
 
 async def test_migrations_apply_once(store: Store):

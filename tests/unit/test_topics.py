@@ -9,13 +9,24 @@ from hookline.errors import InvalidInput, UnknownTopic
 from hookline.topics import Catalog
 
 REFERENCE_TOPICS = [
-    "employee_create", "employee_update", "employee_start", "employee_terminate",
-    "employee_termination_revert", "employee_position_create", "employee_position_update",
-    "employee_salary_create", "employee_salary_update", "employee_additional_compensation_create",
-    "employee_additional_compensation_update", "employee_employment_status_create",
-    "employee_employment_status_update", "leave_request_create", "leave_request_approve",
-    "leave_request_reject", "leave_request_withdraw",
-]  # fmt: skip
+    "employee_create",
+    "employee_update",
+    "employee_start",
+    "employee_terminate",
+    "employee_termination_revert",
+    "employee_position_create",
+    "employee_position_update",
+    "employee_salary_create",
+    "employee_salary_update",
+    "employee_additional_compensation_create",
+    "employee_additional_compensation_update",
+    "employee_employment_status_create",
+    "employee_employment_status_update",
+    "leave_request_create",
+    "leave_request_approve",
+    "leave_request_reject",
+    "leave_request_withdraw",
+]
 
 
 def test_the_catalog_ships_the_reference_products_topics():
@@ -57,10 +68,16 @@ def test_operators_add_topics_from_a_file(tmp_path):
     extra = tmp_path / "topics.json"
     extra.write_text(
         json.dumps(
-            [{"name": "invoice_paid", "description": "Paid.", "schema": {"type": "object"},
-              "example": {"id": 1}}]
+            [
+                {
+                    "name": "invoice_paid",
+                    "description": "Paid.",
+                    "schema": {"type": "object"},
+                    "example": {"id": 1},
+                }
+            ]
         )
-    )  # fmt: skip
+    )
     catalog = Catalog.load(str(extra))
     assert "invoice_paid" in catalog and "employee_create" in catalog
     assert catalog.get("invoice_paid").group == "Other"

@@ -5,15 +5,23 @@ from __future__ import annotations
 from .base import NewEvent, Store, StoredEvent
 
 
-def open_store(database_url: str) -> Store:
+def open_store(database_url: str, *, pool_size: int = 10) -> Store:
     """The store for a ``HOOKLINE_DATABASE_URL``."""
     if database_url.startswith("sqlite://"):
         from .sqlite import SqliteStore
 
         return SqliteStore.from_url(database_url)
+    if database_url.startswith(("postgresql://", "postgres://")):
+        try:
+            from .postgres import PostgresStore
+        except ImportError as exc:  # asyncpg is the `postgres` extra
+            raise ValueError(
+                "PostgreSQL needs the driver: pip install 'hookline[postgres]'"
+            ) from exc
+        return PostgresStore(database_url, pool_size=pool_size)
     raise ValueError(
         f"unsupported database URL {database_url.split('://')[0]}://...; "
-        "use sqlite:///path/to/file.db"
+        "use sqlite:///path/to/file.db or postgresql://user@host/dbname"
     )
 
 

@@ -8,6 +8,8 @@ dispatcher claims due rows under a lease (``claim``) and reports what happened (
 from __future__ import annotations
 
 import abc
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -54,6 +56,15 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def close(self) -> None: ...
+
+    async def reserve_dispatch(self) -> None:  # noqa: B027 - an optional hook
+        """Called before a process starts dispatching; a backend that allows only one
+        dispatching process raises ``Conflict`` when another holds the role."""
+
+    async def listen(self, on_due: Callable[[], None]) -> None:
+        """Call ``on_due`` whenever another process makes deliveries due; runs until
+        cancelled. Backends without notifications rely on polling and in-process wake-ups."""
+        await asyncio.Event().wait()
 
     # -- API keys ------------------------------------------------------------------------------
 
@@ -135,3 +146,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def next_due_at(self) -> datetime | None:
         """When the earliest queued delivery becomes due (or its lease expires)."""
+
+    # -- retention -----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def purge(self, before: datetime, now: datetime, limit: int) -> int:
+        """Delete up to ``limit`` events created before ``before``, with their deliveries and
+        attempts, and up to ``limit`` idempotency keys expired by ``now``; return how many
+        events went."""

@@ -9,6 +9,7 @@ the writer.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,11 +17,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import orjson
 
-from ..errors import IdempotencyConflict, NotFound, StoreUnavailable
+from ..errors import Conflict, IdempotencyConflict, NotFound, StoreUnavailable
 from ..ids import new_id
 from ..models import (
     Attempt,
@@ -191,6 +192,7 @@ class SqliteStore(Store):
         self.path = path
         self._writer = _Connection(path, "writer")
         self._reader = _Connection(path, "reader")
+        self._dispatch_lock: IO[str] | None = None
 
     @classmethod
     def from_url(cls, url: str) -> SqliteStore:
@@ -201,6 +203,9 @@ class SqliteStore(Store):
     async def close(self) -> None:
         await self._writer.close()
         await self._reader.close()
+        if self._dispatch_lock is not None:
+            self._dispatch_lock.close()
+            self._dispatch_lock = None
 
     async def migrate(self) -> list[int]:
         folder = resources.files("hookline.store").joinpath("migrations/sqlite")
@@ -593,6 +598,56 @@ class SqliteStore(Store):
                 )
 
         await self._writer.run(write)
+
+    async def reserve_dispatch(self) -> None:
+        """One dispatching process per SQLite file: SQLite has one writer, and leases between
+        processes on one machine would buy nothing but lock contention."""
+        if self.path == ":memory:":
+            return
+        lock = open(f"{self.path}.dispatch.lock", "a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise Conflict(
+                f"another hookline process is already delivering from {self.path}; on SQLite "
+                "run one `hookline serve` or `hookline worker` (PostgreSQL allows many)"
+            ) from None
+        self._dispatch_lock = lock
+
+    async def purge(self, before: datetime, now: datetime, limit: int) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            with _transaction(conn):
+                ids = orjson.dumps(
+                    [
+                        row[0]
+                        for row in conn.execute(
+                            "SELECT id FROM events WHERE created_at < ? ORDER BY created_at "
+                            "LIMIT ?",
+                            (_us(before), limit),
+                        )
+                    ]
+                ).decode()
+                conn.execute(
+                    "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries "
+                    "WHERE event_id IN (SELECT value FROM json_each(?)))",
+                    (ids,),
+                )
+                conn.execute(
+                    "DELETE FROM deliveries WHERE event_id IN (SELECT value FROM json_each(?))",
+                    (ids,),
+                )
+                deleted = conn.execute(
+                    "DELETE FROM events WHERE id IN (SELECT value FROM json_each(?))", (ids,)
+                ).rowcount
+                conn.execute(
+                    "DELETE FROM idempotency_keys WHERE (tenant_id, key) IN (SELECT tenant_id, "
+                    "key FROM idempotency_keys WHERE expires_at < ? LIMIT ?)",
+                    (_us(now), limit),
+                )
+                return int(deleted)
+
+        return await self._writer.run(delete)
 
     async def next_due_at(self) -> datetime | None:
         def select(conn: sqlite3.Connection) -> datetime | None:

@@ -43,6 +43,7 @@ CREATE TABLE events (
     deliveries_count  INTEGER NOT NULL,
     created_at        INTEGER NOT NULL
 );
+CREATE INDEX events_by_time ON events (created_at);
 
 CREATE TABLE idempotency_keys (
     tenant_id     TEXT NOT NULL,

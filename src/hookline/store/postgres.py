@@ -1,0 +1,611 @@
+"""The PostgreSQL store: several API and dispatcher processes, on several machines, share it.
+
+Dispatchers claim with ``FOR UPDATE SKIP LOCKED`` so they never wait on each other's rows,
+write each batch of attempts and state changes in one statement each, and wake on
+``NOTIFY hookline_due`` (sent in the transaction that makes deliveries due) instead of
+polling. Connections come from a pool; a broken one is replaced on its next use, so the
+processes carry on by themselves after a database restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from importlib import resources
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import asyncpg
+import orjson
+
+from ..errors import IdempotencyConflict, NotFound, StoreUnavailable
+from ..ids import new_id
+from ..models import (
+    Attempt,
+    Delivery,
+    DeliveryDetail,
+    DeliveryFilter,
+    DeliveryStatus,
+    ErrorKind,
+    Event,
+    Job,
+    Outcome,
+    Page,
+    Webhook,
+)
+from .base import NewEvent, Store, StoredEvent
+
+log = logging.getLogger("hookline.store")
+
+CHANNEL = "hookline_due"
+_MIGRATION_LOCK = 0x686F6F6B  # "hook": one migrating process at a time
+_NOUNS = {"webhooks": "webhook", "events": "event", "deliveries": "delivery"}
+if TYPE_CHECKING:
+    Conn: TypeAlias = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
+
+
+@contextlib.asynccontextmanager
+async def _translated() -> AsyncIterator[None]:
+    """Driver errors become StoreUnavailable; nothing of asyncpg leaves the store."""
+    try:
+        yield
+    except _DRIVER_ERRORS as exc:
+        raise StoreUnavailable(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
+
+
+def _webhook(row: asyncpg.Record) -> Webhook:
+    return Webhook(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        name=row["name"],
+        url=row["url"],
+        topics=tuple(row["topics"]),
+        enabled=row["enabled"],
+        secret=row["secret"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _event(row: asyncpg.Record) -> Event:
+    return Event(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        action=row["action"],
+        payload=bytes(row["payload"]),
+        created_at=row["created_at"],
+        deliveries_count=row["deliveries_count"],
+    )
+
+
+def _delivery(row: asyncpg.Record) -> Delivery:
+    return Delivery(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        event_id=row["event_id"],
+        webhook_id=row["webhook_id"],
+        topic=row["topic"],
+        status=DeliveryStatus(row["status"]),
+        attempts_count=row["attempts_count"],
+        next_attempt_at=row["next_attempt_at"],
+        last_status_code=row["last_status_code"],
+        created_at=row["created_at"],
+    )
+
+
+def _attempt(row: asyncpg.Record, body: bytes) -> Attempt:
+    return Attempt(
+        id=row["id"],
+        delivery_id=row["delivery_id"],
+        number=row["number"],
+        manual=row["manual"],
+        started_at=row["started_at"],
+        duration_ms=row["duration_ms"],
+        request_url=row["request_url"],
+        request_headers=orjson.loads(row["request_headers"]),
+        request_body=body,
+        response_status=row["response_status"],
+        response_headers=(
+            None if row["response_headers"] is None else orjson.loads(row["response_headers"])
+        ),
+        response_body=None if row["response_body"] is None else bytes(row["response_body"]),
+        error_kind=None if row["error_kind"] is None else ErrorKind(row["error_kind"]),
+        error_message=row["error_message"],
+    )
+
+
+def _json_or_none(value: dict[str, str] | None) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _page(items: list[Any], limit: int) -> Page:
+    more = len(items) > limit
+    items = items[:limit]
+    return Page(items=tuple(items), next_cursor=items[-1].id if more else None)
+
+
+async def _owned(conn: Conn, table: str, tenant_id: str, row_id: str) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        f"SELECT * FROM {table} WHERE id = $1 AND tenant_id = $2", row_id, tenant_id
+    )
+    if row is None:
+        raise NotFound(f"no {_NOUNS[table]} {row_id}")
+    return row
+
+
+class PostgresStore(Store):
+    def __init__(self, dsn: str, *, pool_size: int = 10) -> None:
+        self.dsn = dsn
+        self._pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
+
+    async def _connect(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._pool_lock:
+                if self._pool is None:
+                    async with _translated():
+                        self._pool = await asyncpg.create_pool(
+                            self.dsn,
+                            min_size=1,
+                            max_size=self._pool_size,
+                            command_timeout=30,
+                        )
+        return self._pool
+
+    @contextlib.asynccontextmanager
+    async def _conn(self) -> AsyncIterator[Conn]:
+        pool = await self._connect()
+        async with _translated(), pool.acquire() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def _tx(self) -> AsyncIterator[Conn]:
+        async with self._conn() as conn, conn.transaction():
+            yield conn
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def migrate(self) -> list[int]:
+        folder = resources.files("hookline.store").joinpath("migrations/postgres")
+        scripts = sorted(
+            (int(entry.name.split("_")[0]), entry.read_text("utf-8"))
+            for entry in folder.iterdir()
+            if entry.name.endswith(".sql")
+        )
+        applied: list[int] = []
+        async with self._tx() as conn:
+            # several processes may start at once: the first migrates, the others wait
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            for version, script in scripts:
+                if version not in done:
+                    await conn.execute(script)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version) VALUES ($1)", version
+                    )
+                    applied.append(version)
+        return applied
+
+    async def listen(self, on_due: Callable[[], None]) -> None:
+        """Hold a connection that LISTENs; reconnect (and wake once, to catch up) if it drops."""
+        backoff = 0.5
+        while True:
+            try:
+                conn = await asyncpg.connect(self.dsn)
+            except _DRIVER_ERRORS as exc:
+                log.warning("cannot LISTEN for due deliveries (%s); retrying", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10)
+                continue
+            backoff = 0.5
+            try:
+                await self._listen_on(conn, on_due)
+            except _DRIVER_ERRORS as exc:
+                log.warning("LISTEN connection lost (%s); reconnecting", exc)
+            finally:
+                with contextlib.suppress(*_DRIVER_ERRORS):
+                    await asyncio.wait_for(conn.close(), timeout=2)
+
+    @staticmethod
+    async def _listen_on(conn: asyncpg.Connection, on_due: Callable[[], None]) -> None:
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _: lost.set())
+        await conn.add_listener(CHANNEL, lambda *_: on_due())
+        on_due()  # anything published while nobody was listening
+        while not lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lost.wait(), timeout=5)
+            if not lost.is_set():
+                # a server that vanished does not always close the socket: probe it
+                await asyncio.wait_for(conn.execute("SELECT 1"), timeout=5)
+
+    # -- API keys ------------------------------------------------------------------------------
+
+    async def add_api_key(self, key_id: str, tenant_id: str, key_hash: str, now: datetime) -> None:
+        async with self._conn() as conn:
+            await conn.execute(
+                "INSERT INTO api_keys (id, tenant_id, key_hash, created_at) "
+                "VALUES ($1, $2, $3, $4)",
+                key_id,
+                tenant_id,
+                key_hash,
+                now,
+            )
+
+    async def tenant_for_key(self, key_hash: str) -> str | None:
+        async with self._conn() as conn:
+            tenant: str | None = await conn.fetchval(
+                "SELECT tenant_id FROM api_keys WHERE key_hash = $1", key_hash
+            )
+            return tenant
+
+    async def count_api_keys(self) -> int:
+        async with self._conn() as conn:
+            return int(await conn.fetchval("SELECT count(*) FROM api_keys"))
+
+    # -- webhooks ------------------------------------------------------------------------------
+
+    @staticmethod
+    async def _write_topics(conn: Conn, webhook: Webhook) -> None:
+        await conn.execute("DELETE FROM webhook_topics WHERE webhook_id = $1", webhook.id)
+        await conn.execute(
+            "INSERT INTO webhook_topics (tenant_id, topic, webhook_id) "
+            "SELECT $1, topic, $2 FROM unnest($3::text[]) AS topic",
+            webhook.tenant_id,
+            webhook.id,
+            list(webhook.topics),
+        )
+
+    async def insert_webhook(self, webhook: Webhook) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                "INSERT INTO webhooks (id, tenant_id, name, url, secret, enabled, topics, "
+                "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                webhook.id,
+                webhook.tenant_id,
+                webhook.name,
+                webhook.url,
+                webhook.secret,
+                webhook.enabled,
+                list(webhook.topics),
+                webhook.created_at,
+                webhook.updated_at,
+            )
+            await self._write_topics(conn, webhook)
+
+    async def get_webhook(self, tenant_id: str, webhook_id: str) -> Webhook:
+        async with self._conn() as conn:
+            return _webhook(await _owned(conn, "webhooks", tenant_id, webhook_id))
+
+    async def list_webhooks(self, tenant_id: str, cursor: str | None, limit: int) -> Page:
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                "SELECT * FROM webhooks WHERE tenant_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+                tenant_id,
+                cursor or "~",
+                limit + 1,
+            )
+        return _page([_webhook(row) for row in rows], limit)
+
+    async def update_webhook(self, webhook: Webhook) -> None:
+        async with self._tx() as conn:
+            status = await conn.execute(
+                "UPDATE webhooks SET name = $1, url = $2, secret = $3, enabled = $4, "
+                "topics = $5, updated_at = $6 WHERE id = $7 AND tenant_id = $8",
+                webhook.name,
+                webhook.url,
+                webhook.secret,
+                webhook.enabled,
+                list(webhook.topics),
+                webhook.updated_at,
+                webhook.id,
+                webhook.tenant_id,
+            )
+            if status == "UPDATE 0":
+                raise NotFound(f"no webhook {webhook.id}")
+            await self._write_topics(conn, webhook)
+            if webhook.enabled:
+                await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+
+    async def delete_webhook(self, tenant_id: str, webhook_id: str) -> None:
+        async with self._tx() as conn:
+            status = await conn.execute(
+                "DELETE FROM webhooks WHERE id = $1 AND tenant_id = $2", webhook_id, tenant_id
+            )
+            if status == "DELETE 0":
+                raise NotFound(f"no webhook {webhook_id}")
+            await conn.execute("DELETE FROM webhook_topics WHERE webhook_id = $1", webhook_id)
+            await conn.execute(
+                "DELETE FROM attempts WHERE delivery_id IN "
+                "(SELECT id FROM deliveries WHERE webhook_id = $1)",
+                webhook_id,
+            )
+            await conn.execute("DELETE FROM deliveries WHERE webhook_id = $1", webhook_id)
+
+    # -- events --------------------------------------------------------------------------------
+
+    async def _replay(self, conn: Conn, new: NewEvent) -> StoredEvent | None:
+        """The earlier publish of this idempotency key, or None after claiming the key."""
+        claimed = await conn.fetchval(
+            "INSERT INTO idempotency_keys (tenant_id, key, request_hash, event_id, expires_at) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, key) DO UPDATE SET "
+            "request_hash = EXCLUDED.request_hash, event_id = EXCLUDED.event_id, "
+            "expires_at = EXCLUDED.expires_at WHERE idempotency_keys.expires_at <= $6 "
+            "RETURNING event_id",
+            new.tenant_id,
+            new.idempotency_key,
+            new.request_hash,
+            new.id,
+            new.idempotency_expires_at,
+            new.created_at,
+        )
+        if claimed is not None:
+            return None
+        row = await conn.fetchrow(
+            "SELECT request_hash, event_id FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
+            new.tenant_id,
+            new.idempotency_key,
+        )
+        assert row is not None  # the key's row exists: the insert above conflicted with it
+        if row["request_hash"] != new.request_hash:
+            raise IdempotencyConflict()
+        event = _event(await _owned(conn, "events", new.tenant_id, row["event_id"]))
+        ids = await conn.fetch("SELECT id FROM deliveries WHERE event_id = $1", event.id)
+        return StoredEvent(event=event, delivery_ids=tuple(r[0] for r in ids), replayed=True)
+
+    async def insert_event(self, new: NewEvent) -> StoredEvent:
+        async with self._tx() as conn:
+            if new.idempotency_key is not None:
+                earlier = await self._replay(conn, new)
+                if earlier is not None:
+                    return earlier
+            if new.only_webhook_id is not None:
+                targets = [new.only_webhook_id]
+            else:
+                targets = [
+                    row[0]
+                    for row in await conn.fetch(
+                        "SELECT t.webhook_id FROM webhook_topics t JOIN webhooks w "
+                        "ON w.id = t.webhook_id WHERE t.tenant_id = $1 AND t.topic = $2 "
+                        "AND w.enabled",
+                        new.tenant_id,
+                        new.action,
+                    )
+                ]
+            await conn.execute(
+                "INSERT INTO events (id, tenant_id, action, payload, deliveries_count, "
+                "created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                new.id,
+                new.tenant_id,
+                new.action,
+                new.payload,
+                len(targets),
+                new.created_at,
+            )
+            ids = [new_id("dlv") for _ in targets]
+            if ids:
+                await conn.execute(
+                    "INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, topic, status, "
+                    "next_attempt_at, created_at, updated_at) "
+                    "SELECT d.id, $2, $3, d.webhook_id, $4, 'pending', $5, $5, $5 "
+                    "FROM unnest($1::text[], $6::text[]) AS d(id, webhook_id)",
+                    ids,
+                    new.tenant_id,
+                    new.id,
+                    new.action,
+                    new.created_at,
+                    targets,
+                )
+                await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+        event = Event(
+            id=new.id,
+            tenant_id=new.tenant_id,
+            action=new.action,
+            payload=new.payload,
+            created_at=new.created_at,
+            deliveries_count=len(targets),
+        )
+        return StoredEvent(event=event, delivery_ids=tuple(ids), replayed=False)
+
+    async def get_event(self, tenant_id: str, event_id: str) -> Event:
+        async with self._conn() as conn:
+            return _event(await _owned(conn, "events", tenant_id, event_id))
+
+    # -- deliveries ----------------------------------------------------------------------------
+
+    async def list_deliveries(self, query: DeliveryFilter, cursor: str | None, limit: int) -> Page:
+        clauses = ["tenant_id = $1", "id < $2"]
+        params: list[Any] = [query.tenant_id, cursor or "~"]
+        for condition, value in (
+            ("webhook_id = ", query.webhook_id),
+            ("status = ", query.status.value if query.status else None),
+            ("topic = ", query.topic),
+            ("event_id = ", query.event_id),
+            ("created_at >= ", query.since),
+            ("created_at < ", query.until),
+        ):
+            if value is not None:
+                params.append(value)
+                clauses.append(f"{condition}${len(params)}")
+        params.append(limit + 1)
+        sql = (
+            f"SELECT * FROM deliveries WHERE {' AND '.join(clauses)} "
+            f"ORDER BY id DESC LIMIT ${len(params)}"
+        )
+        async with self._conn() as conn:
+            rows = await conn.fetch(sql, *params)
+        return _page([_delivery(row) for row in rows], limit)
+
+    async def get_delivery(self, tenant_id: str, delivery_id: str) -> DeliveryDetail:
+        async with self._conn() as conn:
+            row = await _owned(conn, "deliveries", tenant_id, delivery_id)
+            payload = bytes(
+                await conn.fetchval("SELECT payload FROM events WHERE id = $1", row["event_id"])
+            )
+            attempts = await conn.fetch(
+                "SELECT * FROM attempts WHERE delivery_id = $1 ORDER BY number, started_at",
+                delivery_id,
+            )
+        return DeliveryDetail(
+            delivery=_delivery(row), attempts=tuple(_attempt(a, payload) for a in attempts)
+        )
+
+    async def redeliver(self, tenant_id: str, delivery_id: str, now: datetime) -> Delivery:
+        async with self._tx() as conn:
+            row = await conn.fetchrow(
+                "UPDATE deliveries SET status = 'pending', manual = true, next_attempt_at = $1, "
+                "updated_at = $1 WHERE id = $2 AND tenant_id = $3 AND status != 'delivering' "
+                "RETURNING *",
+                now,
+                delivery_id,
+                tenant_id,
+            )
+            if row is None:
+                # in flight right now: the attempt under way is the redelivery asked for
+                return _delivery(await _owned(conn, "deliveries", tenant_id, delivery_id))
+            await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+            return _delivery(row)
+
+    # -- the dispatcher's queue ----------------------------------------------------------------
+
+    async def claim(
+        self, now: datetime, limit: int, lease_until: datetime, lease_token: str
+    ) -> list[Job]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                "WITH due AS (SELECT d.id FROM deliveries d JOIN webhooks w "
+                "ON w.id = d.webhook_id WHERE d.status IN ('pending', 'delivering') "
+                "AND d.next_attempt_at <= $1 AND w.enabled ORDER BY d.next_attempt_at "
+                "LIMIT $2 FOR UPDATE OF d SKIP LOCKED) "
+                "UPDATE deliveries d SET status = 'delivering', next_attempt_at = $3, "
+                "lease_token = $4 FROM due, webhooks w, events e "
+                "WHERE d.id = due.id AND w.id = d.webhook_id AND e.id = d.event_id "
+                "RETURNING d.id, d.tenant_id, d.webhook_id, d.attempts_count, d.schedule_step, "
+                "d.manual, w.url, w.secret, e.payload",
+                now,
+                limit,
+                lease_until,
+                lease_token,
+            )
+        return [
+            Job(
+                delivery_id=row["id"],
+                tenant_id=row["tenant_id"],
+                webhook_id=row["webhook_id"],
+                url=row["url"],
+                secret=row["secret"],
+                payload=bytes(row["payload"]),
+                attempt_number=row["attempts_count"] + 1,
+                schedule_step=row["schedule_step"],
+                manual=row["manual"],
+                lease_token=lease_token,
+            )
+            for row in rows
+        ]
+
+    async def record(self, outcomes: list[Outcome]) -> None:
+        attempts = [o.attempt for o in outcomes]
+        async with self._tx() as conn:
+            await conn.execute(
+                "INSERT INTO attempts (id, delivery_id, number, manual, started_at, duration_ms, "
+                "request_url, request_headers, response_status, response_headers, "
+                "response_body, error_kind, error_message) "
+                "SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bool[], "
+                "$5::timestamptz[], $6::int[], $7::text[], $8::jsonb[], $9::int[], $10::jsonb[], "
+                "$11::bytea[], $12::text[], $13::text[])",
+                [a.id for a in attempts],
+                [a.delivery_id for a in attempts],
+                [a.number for a in attempts],
+                [a.manual for a in attempts],
+                [a.started_at for a in attempts],
+                [a.duration_ms for a in attempts],
+                [a.request_url for a in attempts],
+                [orjson.dumps(a.request_headers).decode() for a in attempts],
+                [a.response_status for a in attempts],
+                [
+                    None
+                    if a.response_headers is None
+                    else orjson.dumps(a.response_headers).decode()
+                    for a in attempts
+                ],
+                [a.response_body for a in attempts],
+                [None if a.error_kind is None else a.error_kind.value for a in attempts],
+                [a.error_message for a in attempts],
+            )
+            await conn.execute(
+                "UPDATE deliveries d SET status = u.status, next_attempt_at = u.next_at, "
+                "schedule_step = u.step, attempts_count = greatest(d.attempts_count, u.number), "
+                "last_status_code = u.code, updated_at = u.at, lease_token = NULL, manual = false "
+                "FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::int[], "
+                "$6::int[], $7::int[], $8::timestamptz[]) "
+                "AS u(id, lease_token, status, next_at, step, number, code, at) "
+                "WHERE d.id = u.id AND d.lease_token = u.lease_token",
+                [o.attempt.delivery_id for o in outcomes],
+                [o.job.lease_token for o in outcomes],
+                [o.status.value for o in outcomes],
+                [o.next_attempt_at for o in outcomes],
+                [o.schedule_step for o in outcomes],
+                [o.attempt.number for o in outcomes],
+                [o.attempt.response_status for o in outcomes],
+                [o.attempt.started_at for o in outcomes],
+            )
+
+    async def release(self, jobs: list[Job], now: datetime) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                "UPDATE deliveries d SET status = 'pending', next_attempt_at = $3, "
+                "lease_token = NULL FROM unnest($1::text[], $2::text[]) AS u(id, lease_token) "
+                "WHERE d.id = u.id AND d.lease_token = u.lease_token",
+                [job.delivery_id for job in jobs],
+                [job.lease_token for job in jobs],
+                now,
+            )
+            await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+
+    async def next_due_at(self) -> datetime | None:
+        async with self._conn() as conn:
+            due: datetime | None = await conn.fetchval(
+                "SELECT min(d.next_attempt_at) FROM deliveries d JOIN webhooks w "
+                "ON w.id = d.webhook_id WHERE d.status IN ('pending', 'delivering') AND w.enabled"
+            )
+            return due
+
+    # -- retention -----------------------------------------------------------------------------
+
+    async def purge(self, before: datetime, now: datetime, limit: int) -> int:
+        async with self._tx() as conn:
+            ids = [
+                row[0]
+                for row in await conn.fetch(
+                    "SELECT id FROM events WHERE created_at < $1 ORDER BY created_at LIMIT $2 "
+                    "FOR UPDATE SKIP LOCKED",
+                    before,
+                    limit,
+                )
+            ]
+            if ids:
+                await conn.execute(
+                    "DELETE FROM attempts WHERE delivery_id IN "
+                    "(SELECT id FROM deliveries WHERE event_id = ANY($1::text[]))",
+                    ids,
+                )
+                await conn.execute("DELETE FROM deliveries WHERE event_id = ANY($1::text[])", ids)
+                await conn.execute("DELETE FROM events WHERE id = ANY($1::text[])", ids)
+            await conn.execute(
+                "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys "
+                "WHERE expires_at < $1 LIMIT $2)",
+                now,
+                limit,
+            )
+        return len(ids)
