@@ -10,7 +10,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,11 +30,12 @@ from .api.schemas import (
     topic_json,
     webhook_json,
 )
-from .config import Settings, documented_settings
+from .config import Settings, documented_settings, redacted
 from .errors import HooklineError
 from .models import DEFAULT_TENANT, DeliveryFilter, DeliveryStatus
-from .runtime import Runtime
+from .runtime import Runtime, first_key_notice
 from .service import GENERATE, Service
+from .store import open_store
 from .verify import SignatureError, verify_signature
 
 T = TypeVar("T")
@@ -56,18 +57,24 @@ def _settings(ctx: click.Context, **overrides: Any) -> Settings:
         raise click.UsageError(str(exc)) from None
 
 
+def _guarded(work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work``; a hookline error ends the command with its message and status 1."""
+    try:
+        return asyncio.run(work)
+    except HooklineError as exc:
+        err.print(f"[red]error:[/red] {exc.detail}")
+        sys.exit(1)
+
+
 def _run(ctx: click.Context, use: Callable[[Service], Awaitable[T]]) -> T:
+    """Run a use case against the database, as a management command does."""
     settings = _settings(ctx)
 
     async def main() -> T:
         async with Runtime(settings, dispatch=False) as runtime:
             return await use(runtime.service)
 
-    try:
-        return asyncio.run(main())
-    except HooklineError as exc:
-        err.print(f"[red]error:[/red] {exc.detail}")
-        sys.exit(1)
+    return _guarded(main())
 
 
 def _id_column(header: str = "id") -> Column:
@@ -95,23 +102,87 @@ def main(ctx: click.Context, db: str | None, as_json: bool) -> None:
     ctx.obj["json"] = as_json
 
 
+_HOST = click.option("--host", help="Address to listen on (default 127.0.0.1, HOOKLINE_HOST).")
+_PORT = click.option("--port", type=int, help="Port to listen on (default 8000, HOOKLINE_PORT).")
+
+
 @main.command()
-@click.option("--host", help="Address to listen on (default 127.0.0.1, HOOKLINE_HOST).")
-@click.option("--port", type=int, help="Port to listen on (default 8000, HOOKLINE_PORT).")
+@_HOST
+@_PORT
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Run the API and the dispatcher in one process."""
+    _serve_http(_settings(ctx, host=host, port=port), dispatch=True)
+
+
+@main.command()
+@_HOST
+@_PORT
+@click.pass_context
+def api(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Run the API only; `hookline worker` processes deliver."""
+    _serve_http(_settings(ctx, host=host, port=port), dispatch=False)
+
+
+@main.command()
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Deliver only, no HTTP. On PostgreSQL run as many as you like, on any machine."""
+    settings = _settings(ctx)
+    _preflight(settings, dispatch=True)
+    err.print(f"hookline {__version__} worker delivering from {redacted(settings.database_url)}")
+
+    async def deliver_until_signalled() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for handled in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(handled, stop.set)
+        async with Runtime(settings, dispatch=True):
+            await stop.wait()
+
+    _event_loop_run(deliver_until_signalled())
+
+
+def _event_loop_run(main: Coroutine[Any, Any, None]) -> None:
+    if sys.platform == "win32":
+        asyncio.run(main)
+    else:
+        import uvloop
+
+        uvloop.run(main)
+
+
+def _preflight(settings: Settings, *, dispatch: bool) -> None:
+    """Before serving: migrate, show a first admin key, and check that this process may
+    dispatch, so that a problem reads as one sentence rather than a server's traceback."""
+
+    async def check() -> None:
+        runtime = Runtime(settings, dispatch=False)
+        generated = await runtime.start()
+        try:
+            if dispatch:
+                await runtime.store.reserve_dispatch()
+        finally:
+            await runtime.stop()
+        if generated:
+            err.print(first_key_notice(generated))
+
+    _guarded(check())
+
+
+def _serve_http(settings: Settings, *, dispatch: bool) -> None:
     import uvicorn
 
     from .api import create_app
 
-    settings = _settings(ctx, host=host, port=port)
+    _preflight(settings, dispatch=dispatch)
+    role = "API and dispatcher" if dispatch else "API"
     err.print(
-        f"hookline {__version__} on http://{settings.host}:{settings.port} "
-        f"(API docs at /docs), data in {settings.database_url}"
+        f"hookline {__version__} {role} on http://{settings.host}:{settings.port} "
+        f"(docs at /docs), data in {redacted(settings.database_url)}"
     )
     config = uvicorn.Config(
-        create_app(settings, dispatch=True),
+        create_app(settings, dispatch=dispatch),
         host=settings.host,
         port=settings.port,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
@@ -137,19 +208,25 @@ def migrate(ctx: click.Context) -> None:
     settings = _settings(ctx)
 
     async def apply() -> list[int]:
-        runtime = Runtime(settings, dispatch=False)
+        store = open_store(settings.database_url)
         try:
-            return await runtime.store.migrate()
+            return await store.migrate()
         finally:
-            await runtime.store.close()
+            await store.close()
 
-    applied = asyncio.run(apply())
+    applied = _guarded(apply())
     click.echo(f"applied migrations: {applied}" if applied else "the schema is up to date")
 
 
 @main.command("settings")
-def show_settings() -> None:
+@click.option("--markdown", is_flag=True, help="As the table in docs/configuration.md.")
+def show_settings(markdown: bool) -> None:
     """List every setting, its environment variable and default."""
+    if markdown:
+        click.echo("| variable | default | meaning |\n| --- | --- | --- |")
+        for variable, default, doc in documented_settings():
+            click.echo(f"| `{variable}` | `{default}` | {doc} |")
+        return
     table = Table("variable", "default", "meaning")
     for variable, default, doc in documented_settings():
         table.add_row(variable, default, doc)

@@ -10,6 +10,7 @@ import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from .retry import RetryPolicy, parse_duration, parse_schedule
 
@@ -43,6 +44,12 @@ class Settings:
         "HOOKLINE_DATABASE_URL",
         "Where hookline keeps its data: sqlite:///path/to/file.db (the default, a file under "
         "./hookline-data).",
+    )
+    db_pool_size: int = _setting(
+        10,
+        "HOOKLINE_DB_POOL_SIZE",
+        "PostgreSQL connections each process keeps at most (one more listens for work).",
+        int,
     )
     host: str = _setting("127.0.0.1", "HOOKLINE_HOST", "Address `hookline serve` listens on.")
     port: int = _setting(8000, "HOOKLINE_PORT", "Port `hookline serve` listens on.", int)
@@ -128,6 +135,24 @@ class Settings:
         "Longest a dispatcher sleeps before looking for due deliveries that nothing announced.",
         parse_duration,
     )
+    retention: float = _setting(
+        30 * 86400.0,
+        "HOOKLINE_RETENTION",
+        "How long events, their deliveries and attempts are kept (e.g. 30d).",
+        parse_duration,
+    )
+    purge_interval: float = _setting(
+        600.0,
+        "HOOKLINE_PURGE_INTERVAL",
+        "How often a dispatching process deletes what is older than the retention window.",
+        parse_duration,
+    )
+    purge_batch: int = _setting(
+        500,
+        "HOOKLINE_PURGE_BATCH",
+        "Events deleted per transaction when purging, so delivery never waits long behind it.",
+        int,
+    )
     idempotency_ttl: float = _setting(
         86400.0,
         "HOOKLINE_IDEMPOTENCY_TTL",
@@ -141,7 +166,14 @@ class Settings:
                 "HOOKLINE_LEASE must be longer than HOOKLINE_ATTEMPT_TIMEOUT, or deliveries "
                 "still in flight would be sent twice"
             )
-        for name in ("concurrency", "claim_batch", "max_payload_bytes", "response_body_max"):
+        for name in (
+            "concurrency",
+            "claim_batch",
+            "max_payload_bytes",
+            "response_body_max",
+            "db_pool_size",
+            "purge_batch",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
 
@@ -165,6 +197,15 @@ class Settings:
     @property
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(self.retry_schedule, self.retry_jitter, self.retry_after_max)
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for logs and banners."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def documented_settings() -> list[tuple[str, str, str]]:

@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from .__about__ import __version__
 from .config import Settings
 from .egress import Egress, HttpResult
+from .errors import StoreUnavailable
 from .ids import new_id
 from .models import Attempt, DeliveryStatus, Job, Outcome
 from .retry import RetryPolicy, parse_retry_after
@@ -89,6 +91,26 @@ def outcome_of(
     )
 
 
+class _Backoff:
+    """0.1 s, doubling, at most 5 s."""
+
+    def __init__(self) -> None:
+        self._delay = 0.1
+
+    def next(self) -> float:
+        delay = self._delay
+        self._delay = min(self._delay * 2, 5.0)
+        return delay
+
+    def reset(self) -> None:
+        self._delay = 0.1
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -107,20 +129,29 @@ class Dispatcher:
         self._in_flight: dict[asyncio.Task[None], Job] = {}
         self._finished: list[Outcome] = []
         self._finished_event = asyncio.Event()
+        self._closing = False
 
     def wake(self) -> None:
         """Look for due deliveries now (something was published or became due)."""
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until ``stop`` is set; then finish what is in flight and release the rest."""
-        writer = asyncio.create_task(self._write_outcomes(stop), name="hookline-recorder")
+        """Deliver until ``stop`` is set; then finish what is in flight and release the rest.
+
+        While the store is unreachable the dispatcher waits and tries again; it never gives up.
+        """
+        writer = asyncio.create_task(self._write_outcomes(), name="hookline-recorder")
+        backoff = _Backoff()
         try:
             while not stop.is_set():
-                claimed = await self._claim_and_send()
-                if claimed:
-                    continue
-                await self._idle(stop)
+                try:
+                    if not await self._claim_and_send():
+                        await self._idle(stop)
+                    backoff.reset()
+                except StoreUnavailable as exc:
+                    delay = backoff.next()
+                    log.warning("cannot claim deliveries (%s); again in %.1fs", exc.detail, delay)
+                    await _sleep_unless(stop, delay)
         finally:
             await self._shutdown(writer)
 
@@ -167,19 +198,36 @@ class Dispatcher:
         self._finished.append(outcome_of(job, result, started_at, self.policy, job.url))
         self._finished_event.set()
 
-    async def _write_outcomes(self, stop: asyncio.Event) -> None:
-        """Write finished attempts in batches: one transaction for all that finished meanwhile."""
+    async def _write_outcomes(self) -> None:
+        """Write finished attempts in batches: one transaction for all that finished meanwhile.
+
+        A batch the store refuses is tried again for half a lease; after that it is dropped
+        and its deliveries, still leased, are sent again once the lease runs out.
+        """
+        backoff = _Backoff()
+        failing_since: float | None = None
         while True:
-            await self._finished_event.wait()
-            self._finished_event.clear()
-            batch, self._finished = self._finished, []
-            if not batch:
+            if not self._finished:
+                if self._closing:
+                    return
+                await self._finished_event.wait()
+                self._finished_event.clear()
                 continue
+            batch, self._finished = self._finished, []
             try:
                 await self.store.record(batch)
-            except Exception:
-                # kept leased: the deliveries are sent again when the lease expires
-                log.exception("could not record %d attempts", len(batch))
+            except StoreUnavailable as exc:
+                now = time.monotonic()
+                failing_since = failing_since or now
+                if now - failing_since > self.settings.lease_seconds / 2:
+                    log.error("dropped %d attempt records: %s", len(batch), exc.detail)
+                    failing_since = None
+                    continue
+                self._finished[:0] = batch
+                await asyncio.sleep(backoff.next())
+                continue
+            failing_since = None
+            backoff.reset()
             self._wake.set()  # a retry may now be the earliest due: re-plan the sleep
 
     async def _shutdown(self, writer: asyncio.Task[None]) -> None:
@@ -188,11 +236,12 @@ class Dispatcher:
         unfinished = list(self._in_flight.values())
         for task in list(self._in_flight):
             task.cancel()
-        if self._finished:
-            batch, self._finished = self._finished, []
-            await self.store.record(batch)
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await writer
-        if unfinished:
-            await self.store.release(unfinished, self.clock())
+        self._closing = True
+        self._finished_event.set()
+        try:
+            await asyncio.wait_for(writer, self.settings.lease_seconds / 2 + 1)
+            if unfinished:
+                await self.store.release(unfinished, self.clock())
+        except (TimeoutError, StoreUnavailable) as exc:
+            # still leased: sent again by whoever claims them after the lease
+            log.warning("stopped without recording everything: %s", exc)

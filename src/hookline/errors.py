@@ -13,7 +13,8 @@ failed attempt is data (see ``models.ErrorKind``).
      ├── NotFound                no such object for this tenant (404)
      ├── Conflict                the request clashes with what is stored (409)
      │    └── IdempotencyConflict  an Idempotency-Key reused with another body (409)
-     └── StoreUnavailable        the database cannot be reached (503)
+     ├── StoreUnavailable        the database cannot be reached (503)
+     └── ConfigurationError      a setting cannot work (the process does not start)
 """
 
 from __future__ import annotations
@@ -91,3 +92,9 @@ class StoreUnavailable(HooklineError):
     """The database cannot be reached; nothing was stored. Try again."""
 
     code = "store_unavailable"
+
+
+class ConfigurationError(HooklineError):
+    """A setting has a value hookline cannot work with."""
+
+    code = "configuration_error"

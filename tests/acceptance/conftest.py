@@ -44,19 +44,20 @@ def run_cli(db: str, *args: str, input: bytes | None = None) -> subprocess.Compl
     )
 
 
-class ServeProcess:
-    """``hookline serve`` in a subprocess, as a user starts it."""
+class HooklineProcess:
+    """``hookline serve``, ``api`` or ``worker`` in a subprocess, as an operator starts it."""
 
-    def __init__(self, db: str, cwd: Path, **env: str) -> None:
+    def __init__(self, db: str, cwd: Path, role: str = "serve", **env: str) -> None:
+        self.role = role
         self.port = closed_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._args = [HOOKLINE, "serve", "--port", str(self.port)]
+        self._args = [HOOKLINE, role] + ([] if role == "worker" else ["--port", str(self.port)])
         self._env = cli_env(db, **env)
         self._cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None
-        self.log = cwd / f"serve-{self.port}.log"
+        self.log = cwd / f"{role}-{self.port}.log"
 
-    def start(self) -> ServeProcess:
+    def start(self) -> HooklineProcess:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 self._args, env=self._env, cwd=self._cwd, stdout=log, stderr=subprocess.STDOUT
@@ -64,13 +65,22 @@ class ServeProcess:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"hookline serve exited: {self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise RuntimeError(f"hookline serve did not come up: {self.log.read_text()}")
+                raise RuntimeError(f"hookline {self.role} exited: {self.log.read_text()}")
+            if self._ready():
+                return self
+            time.sleep(0.05)
+        raise RuntimeError(f"hookline {self.role} did not come up: {self.log.read_text()}")
+
+    def _ready(self) -> bool:
+        if self.role == "worker":
+            return "worker delivering" in self.log.read_text()
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def kill(self) -> None:
         assert self.process is not None
@@ -81,7 +91,7 @@ class ServeProcess:
         assert self.process is not None
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            return self.process.wait(20)
+            return self.process.wait(30)
         return self.process.returncode
 
 
@@ -91,7 +101,7 @@ def db(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def serve(db: str, tmp_path: Path) -> Iterator[ServeProcess]:
-    process = ServeProcess(db, tmp_path).start()
+def serve(db: str, tmp_path: Path) -> Iterator[HooklineProcess]:
+    process = HooklineProcess(db, tmp_path).start()
     yield process
     process.stop()

@@ -8,7 +8,7 @@ import time
 from hookline.signing import peopleforce_signature
 
 from ..receiver import Receiver
-from .conftest import ServeProcess, run_cli
+from .conftest import HooklineProcess, run_cli
 
 
 def cli_json(db: str, *args: str) -> object:
@@ -84,7 +84,7 @@ def test_publish_from_the_shell_is_delivered_by_serve(db, tmp_path, receiver: Re
     assert published["deliveries"] == 1
     [pending] = cli_json(db, "deliveries", "list", "--webhook", hook["id"])
     assert pending["status"] == "pending"
-    server = ServeProcess(db, tmp_path).start()
+    server = HooklineProcess(db, tmp_path).start()
     try:
         [got] = receiver.wait_for(1, "/ok")
         assert json.loads(got.body) == {"action": "employee_create", "data": {"id": 42}}

@@ -16,13 +16,13 @@ from hookline.verify import verify_signature
 
 from ..conftest import API_KEY
 from ..receiver import Receiver
-from .conftest import ServeProcess
+from .conftest import HooklineProcess
 
 SEED_BODY = (Path(__file__).parent / "seed_employee_create.json").read_bytes()
 SECRET = "my webhook secret"
 
 
-def test_the_first_webhook_story(serve: ServeProcess, receiver: Receiver):
+def test_the_first_webhook_story(serve: HooklineProcess, receiver: Receiver):
     with hookline.Client(serve.url, API_KEY) as client:
         hook = client.create_webhook(
             "HR sync", receiver.url("/ok"), ["employee_create", "employee_update"], secret=SECRET
@@ -61,7 +61,7 @@ def test_the_first_webhook_story(serve: ServeProcess, receiver: Receiver):
 
 
 def test_a_first_start_without_a_key_prints_one_that_works(db, tmp_path):
-    process = ServeProcess(db, tmp_path, HOOKLINE_API_KEY="")
+    process = HooklineProcess(db, tmp_path, HOOKLINE_API_KEY="")
     process.start()
     try:
         log = process.log.read_text()
@@ -70,7 +70,7 @@ def test_a_first_start_without_a_key_prints_one_that_works(db, tmp_path):
             assert len(client.list_topics()["data"]) == 17
     finally:
         process.stop()
-    again = ServeProcess(db, tmp_path, HOOKLINE_API_KEY="")
+    again = HooklineProcess(db, tmp_path, HOOKLINE_API_KEY="")
     again.log = tmp_path / "second.log"
     again.start()
     try:
@@ -79,13 +79,13 @@ def test_a_first_start_without_a_key_prints_one_that_works(db, tmp_path):
         again.stop()
 
 
-def test_sigterm_stops_serve_cleanly(serve: ServeProcess):
+def test_sigterm_stops_serve_cleanly(serve: HooklineProcess):
     assert serve.stop() == 0
 
 
 def test_kill_9_loses_no_accepted_event(db, tmp_path, receiver: Receiver):
     """Kill the server mid-delivery and mid-publish; every 202 still arrives after a restart."""
-    first = ServeProcess(db, tmp_path).start()
+    first = HooklineProcess(db, tmp_path).start()
     with hookline.Client(first.url, API_KEY) as client:
         client.create_webhook("slow", receiver.url("/slow/0.2"), ["employee_create"])
     accepted: list[int] = []
@@ -105,7 +105,7 @@ def test_kill_9_loses_no_accepted_event(db, tmp_path, receiver: Receiver):
     first.kill()
     publisher.join(30)
     assert 10 <= len(accepted) < 400, len(accepted)
-    second = ServeProcess(db, tmp_path).start()
+    second = HooklineProcess(db, tmp_path).start()
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -25,7 +25,7 @@ from ..errors import (
     StoreUnavailable,
     Unauthorized,
 )
-from ..runtime import Runtime
+from ..runtime import Runtime, first_key_notice
 from ..service import Clock, utcnow
 from .routes import router
 
@@ -92,12 +92,7 @@ def create_app(settings: Settings, *, dispatch: bool = True, clock: Clock = utcn
         app.state.runtime = runtime
         generated = await runtime.start()
         if generated:
-            print(
-                "\nNo HOOKLINE_API_KEY was set, so hookline made an admin API key.\n"
-                f"It is shown this once; keep it safe:\n\n    {generated}\n",
-                file=sys.stderr,
-                flush=True,
-            )
+            print(first_key_notice(generated), file=sys.stderr, flush=True)
         try:
             yield
         finally:

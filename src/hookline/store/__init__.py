@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import ConfigurationError
 from .base import NewEvent, Store, StoredEvent
 
 
@@ -15,11 +16,11 @@ def open_store(database_url: str, *, pool_size: int = 10) -> Store:
         try:
             from .postgres import PostgresStore
         except ImportError as exc:  # asyncpg is the `postgres` extra
-            raise ValueError(
+            raise ConfigurationError(
                 "PostgreSQL needs the driver: pip install 'hookline[postgres]'"
             ) from exc
         return PostgresStore(database_url, pool_size=pool_size)
-    raise ValueError(
+    raise ConfigurationError(
         f"unsupported database URL {database_url.split('://')[0]}://...; "
         "use sqlite:///path/to/file.db or postgresql://user@host/dbname"
     )
