@@ -185,3 +185,22 @@ def test_postgres_restart_loses_nothing_that_was_accepted(
         for process in [api, *workers]:
             if process.alive():
                 process.stop()
+
+
+def test_postgres_wakes_workers_without_polling(pg_db: str, tmp_path: Path, receiver: Receiver):
+    """With a one-minute poll interval, only NOTIFY (and the due-time plan) can be this fast."""
+    env = {"HOOKLINE_POLL_INTERVAL": "60s"}
+    api = HooklineProcess(pg_db, tmp_path, "api", **env).start()
+    worker = HooklineProcess(pg_db, tmp_path, "worker", **env).start()
+    try:
+        with hookline.Client(api.url, API_KEY) as client:
+            client.create_webhook("flaky", receiver.url("/flaky/1"), ["employee_create"])
+            time.sleep(0.5)  # the worker has gone idle
+            started = time.time()
+            client.publish("employee_create", {"n": 1})
+            first, second = receiver.wait_for(2, "/flaky/1", timeout=10)
+        assert first.at - started < 1.0  # woken by NOTIFY from another process
+        assert second.at - first.at < 1.5  # the retry (200 ms later) planned, not polled
+    finally:
+        worker.stop()
+        api.stop()

@@ -261,3 +261,28 @@ async def test_deleting_a_webhook_removes_its_deliveries(store: Store):
     with pytest.raises(NotFound):
         await store.get_delivery("default", stored.delivery_ids[0])
     assert await store.claim(T0, 10, T0 + timedelta(seconds=30), "a") == []
+
+
+async def test_purge_deletes_old_events_with_their_history_in_batches(store: Store):
+    await store.insert_webhook(webhook())
+    old = [await store.insert_event(event()) for _ in range(3)]
+    recent = await store.insert_event(event(created_at=T0 + timedelta(days=2)))
+    [job, *_] = await store.claim(T0, 1, T0 + timedelta(seconds=30), "a")
+    await store.record([outcome(job, DeliveryStatus.SUCCEEDED, 200, T0)])
+    key = dict(
+        idempotency_key="k", request_hash="h", idempotency_expires_at=T0 + timedelta(hours=1)
+    )
+    await store.insert_event(event(created_at=T0 + timedelta(days=2), **key))
+    cutoff, now = T0 + timedelta(days=1), T0 + timedelta(days=2)
+    assert await store.purge(cutoff, now, 2) == 2
+    assert await store.purge(cutoff, now, 2) == 1
+    assert await store.purge(cutoff, now, 2) == 0
+    for stored in old:
+        with pytest.raises(NotFound):
+            await store.get_event("default", stored.event.id)
+        with pytest.raises(NotFound):
+            await store.get_delivery("default", stored.delivery_ids[0])
+    assert (await store.get_event("default", recent.event.id)).id == recent.event.id
+    # the expired key is gone: the same key now stores a new event
+    again = await store.insert_event(event(created_at=now, **key))
+    assert not again.replayed
