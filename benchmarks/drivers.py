@@ -22,7 +22,8 @@ SCHEMA = """
 CREATE TABLE events (id text PRIMARY KEY, payload bytea NOT NULL, created_at timestamptz NOT NULL);
 CREATE TABLE deliveries (id text PRIMARY KEY, event_id text NOT NULL, status text NOT NULL,
     next_attempt_at timestamptz, lease_token text);
-CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status IN ('pending', 'delivering');
+CREATE INDEX deliveries_due ON deliveries (next_attempt_at)
+    WHERE status IN ('pending', 'delivering');
 """
 INSERT_EVENT = "INSERT INTO events (id, payload, created_at) VALUES ($1, $2, now())"
 INSERT_DELIVERIES = (

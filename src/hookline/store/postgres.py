@@ -23,12 +23,9 @@ import orjson
 from ..errors import IdempotencyConflict, NotFound, StoreUnavailable
 from ..ids import new_id
 from ..models import (
-    Attempt,
     Delivery,
     DeliveryDetail,
     DeliveryFilter,
-    DeliveryStatus,
-    ErrorKind,
     Event,
     Job,
     Outcome,
@@ -36,12 +33,12 @@ from ..models import (
     Webhook,
 )
 from .base import NewEvent, Store, StoredEvent
+from .rows import NOUNS, attempt_from, delivery_from, event_from, page_of, webhook_from
 
 log = logging.getLogger("hookline.store")
 
 CHANNEL = "hookline_due"
 _MIGRATION_LOCK = 0x686F6F6B  # "hook": one migrating process at a time
-_NOUNS = {"webhooks": "webhook", "events": "event", "deliveries": "delivery"}
 if TYPE_CHECKING:
     Conn: TypeAlias = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
@@ -56,75 +53,14 @@ async def _translated() -> AsyncIterator[None]:
         raise StoreUnavailable(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
 
 
-def _webhook(row: asyncpg.Record) -> Webhook:
-    return Webhook(
-        id=row["id"],
-        tenant_id=row["tenant_id"],
-        name=row["name"],
-        url=row["url"],
-        topics=tuple(row["topics"]),
-        enabled=row["enabled"],
-        secret=row["secret"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+async def _json_codec(conn: asyncpg.Connection) -> None:
+    """jsonb in and out as Python values, through orjson."""
+    await conn.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        encoder=lambda value: orjson.dumps(value).decode(),
+        decoder=orjson.loads,
     )
-
-
-def _event(row: asyncpg.Record) -> Event:
-    return Event(
-        id=row["id"],
-        tenant_id=row["tenant_id"],
-        action=row["action"],
-        payload=bytes(row["payload"]),
-        created_at=row["created_at"],
-        deliveries_count=row["deliveries_count"],
-    )
-
-
-def _delivery(row: asyncpg.Record) -> Delivery:
-    return Delivery(
-        id=row["id"],
-        tenant_id=row["tenant_id"],
-        event_id=row["event_id"],
-        webhook_id=row["webhook_id"],
-        topic=row["topic"],
-        status=DeliveryStatus(row["status"]),
-        attempts_count=row["attempts_count"],
-        next_attempt_at=row["next_attempt_at"],
-        last_status_code=row["last_status_code"],
-        created_at=row["created_at"],
-    )
-
-
-def _attempt(row: asyncpg.Record, body: bytes) -> Attempt:
-    return Attempt(
-        id=row["id"],
-        delivery_id=row["delivery_id"],
-        number=row["number"],
-        manual=row["manual"],
-        started_at=row["started_at"],
-        duration_ms=row["duration_ms"],
-        request_url=row["request_url"],
-        request_headers=orjson.loads(row["request_headers"]),
-        request_body=body,
-        response_status=row["response_status"],
-        response_headers=(
-            None if row["response_headers"] is None else orjson.loads(row["response_headers"])
-        ),
-        response_body=None if row["response_body"] is None else bytes(row["response_body"]),
-        error_kind=None if row["error_kind"] is None else ErrorKind(row["error_kind"]),
-        error_message=row["error_message"],
-    )
-
-
-def _json_or_none(value: dict[str, str] | None) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
-
-
-def _page(items: list[Any], limit: int) -> Page:
-    more = len(items) > limit
-    items = items[:limit]
-    return Page(items=tuple(items), next_cursor=items[-1].id if more else None)
 
 
 async def _owned(conn: Conn, table: str, tenant_id: str, row_id: str) -> asyncpg.Record:
@@ -132,7 +68,7 @@ async def _owned(conn: Conn, table: str, tenant_id: str, row_id: str) -> asyncpg
         f"SELECT * FROM {table} WHERE id = $1 AND tenant_id = $2", row_id, tenant_id
     )
     if row is None:
-        raise NotFound(f"no {_NOUNS[table]} {row_id}")
+        raise NotFound(f"no {NOUNS[table]} {row_id}")
     return row
 
 
@@ -152,6 +88,7 @@ class PostgresStore(Store):
                             self.dsn,
                             min_size=1,
                             max_size=self._pool_size,
+                            init=_json_codec,
                             command_timeout=30,
                         )
         return self._pool
@@ -286,7 +223,7 @@ class PostgresStore(Store):
 
     async def get_webhook(self, tenant_id: str, webhook_id: str) -> Webhook:
         async with self._conn() as conn:
-            return _webhook(await _owned(conn, "webhooks", tenant_id, webhook_id))
+            return webhook_from(await _owned(conn, "webhooks", tenant_id, webhook_id))
 
     async def list_webhooks(self, tenant_id: str, cursor: str | None, limit: int) -> Page:
         async with self._conn() as conn:
@@ -296,7 +233,7 @@ class PostgresStore(Store):
                 cursor or "~",
                 limit + 1,
             )
-        return _page([_webhook(row) for row in rows], limit)
+        return page_of([webhook_from(row) for row in rows], limit)
 
     async def update_webhook(self, webhook: Webhook) -> None:
         async with self._tx() as conn:
@@ -360,7 +297,7 @@ class PostgresStore(Store):
         assert row is not None  # the key's row exists: the insert above conflicted with it
         if row["request_hash"] != new.request_hash:
             raise IdempotencyConflict()
-        event = _event(await _owned(conn, "events", new.tenant_id, row["event_id"]))
+        event = event_from(await _owned(conn, "events", new.tenant_id, row["event_id"]))
         ids = await conn.fetch("SELECT id FROM deliveries WHERE event_id = $1", event.id)
         return StoredEvent(event=event, delivery_ids=tuple(r[0] for r in ids), replayed=True)
 
@@ -420,7 +357,7 @@ class PostgresStore(Store):
 
     async def get_event(self, tenant_id: str, event_id: str) -> Event:
         async with self._conn() as conn:
-            return _event(await _owned(conn, "events", tenant_id, event_id))
+            return event_from(await _owned(conn, "events", tenant_id, event_id))
 
     # -- deliveries ----------------------------------------------------------------------------
 
@@ -445,7 +382,7 @@ class PostgresStore(Store):
         )
         async with self._conn() as conn:
             rows = await conn.fetch(sql, *params)
-        return _page([_delivery(row) for row in rows], limit)
+        return page_of([delivery_from(row) for row in rows], limit)
 
     async def get_delivery(self, tenant_id: str, delivery_id: str) -> DeliveryDetail:
         async with self._conn() as conn:
@@ -458,7 +395,7 @@ class PostgresStore(Store):
                 delivery_id,
             )
         return DeliveryDetail(
-            delivery=_delivery(row), attempts=tuple(_attempt(a, payload) for a in attempts)
+            delivery=delivery_from(row), attempts=tuple(attempt_from(a, payload) for a in attempts)
         )
 
     async def redeliver(self, tenant_id: str, delivery_id: str, now: datetime) -> Delivery:
@@ -473,9 +410,9 @@ class PostgresStore(Store):
             )
             if row is None:
                 # in flight right now: the attempt under way is the redelivery asked for
-                return _delivery(await _owned(conn, "deliveries", tenant_id, delivery_id))
+                return delivery_from(await _owned(conn, "deliveries", tenant_id, delivery_id))
             await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
-            return _delivery(row)
+            return delivery_from(row)
 
     # -- the dispatcher's queue ----------------------------------------------------------------
 
@@ -531,14 +468,9 @@ class PostgresStore(Store):
                 [a.started_at for a in attempts],
                 [a.duration_ms for a in attempts],
                 [a.request_url for a in attempts],
-                [orjson.dumps(a.request_headers).decode() for a in attempts],
+                [a.request_headers for a in attempts],
                 [a.response_status for a in attempts],
-                [
-                    None
-                    if a.response_headers is None
-                    else orjson.dumps(a.response_headers).decode()
-                    for a in attempts
-                ],
+                [a.response_headers for a in attempts],
                 [a.response_body for a in attempts],
                 [None if a.error_kind is None else a.error_kind.value for a in attempts],
                 [a.error_message for a in attempts],

@@ -24,12 +24,9 @@ import orjson
 from ..errors import Conflict, IdempotencyConflict, NotFound, StoreUnavailable
 from ..ids import new_id
 from ..models import (
-    Attempt,
     Delivery,
     DeliveryDetail,
     DeliveryFilter,
-    DeliveryStatus,
-    ErrorKind,
     Event,
     Job,
     Outcome,
@@ -37,6 +34,7 @@ from ..models import (
     Webhook,
 )
 from .base import NewEvent, Store, StoredEvent
+from .rows import NOUNS, attempt_from, delivery_from, event_from, page_of, webhook_from
 
 T = TypeVar("T")
 
@@ -105,84 +103,30 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
-def _webhook(row: sqlite3.Row) -> Webhook:
-    return Webhook(
-        id=row["id"],
-        tenant_id=row["tenant_id"],
-        name=row["name"],
-        url=row["url"],
-        topics=tuple(orjson.loads(row["topics"])),
-        enabled=bool(row["enabled"]),
-        secret=row["secret"],
-        created_at=_dt(row["created_at"]),
-        updated_at=_dt(row["updated_at"]),
-    )
+_JSON_COLUMNS = frozenset({"topics", "request_headers", "response_headers"})
 
 
-def _event(row: sqlite3.Row) -> Event:
-    return Event(
-        id=row["id"],
-        tenant_id=row["tenant_id"],
-        action=row["action"],
-        payload=bytes(row["payload"]),
-        created_at=_dt(row["created_at"]),
-        deliveries_count=row["deliveries_count"],
-    )
+def _values(row: sqlite3.Row) -> dict[str, Any]:
+    """A row with SQLite's storage turned into Python values: times, JSON."""
+    values = dict(zip(row.keys(), row, strict=True))
+    for column, value in values.items():
+        if value is None:
+            continue
+        if column.endswith("_at"):
+            values[column] = _dt(value)
+        elif column in _JSON_COLUMNS:
+            values[column] = orjson.loads(value)
+    return values
 
 
-def _delivery(row: sqlite3.Row) -> Delivery:
-    return Delivery(
-        id=row["id"],
-        tenant_id=row["tenant_id"],
-        event_id=row["event_id"],
-        webhook_id=row["webhook_id"],
-        topic=row["topic"],
-        status=DeliveryStatus(row["status"]),
-        attempts_count=row["attempts_count"],
-        next_attempt_at=_dt_or_none(row["next_attempt_at"]),
-        last_status_code=row["last_status_code"],
-        created_at=_dt(row["created_at"]),
-    )
-
-
-def _attempt(row: sqlite3.Row, body: bytes) -> Attempt:
-    return Attempt(
-        id=row["id"],
-        delivery_id=row["delivery_id"],
-        number=row["number"],
-        manual=bool(row["manual"]),
-        started_at=_dt(row["started_at"]),
-        duration_ms=row["duration_ms"],
-        request_url=row["request_url"],
-        request_headers=orjson.loads(row["request_headers"]),
-        request_body=body,
-        response_status=row["response_status"],
-        response_headers=(
-            None if row["response_headers"] is None else orjson.loads(row["response_headers"])
-        ),
-        response_body=None if row["response_body"] is None else bytes(row["response_body"]),
-        error_kind=None if row["error_kind"] is None else ErrorKind(row["error_kind"]),
-        error_message=row["error_message"],
-    )
-
-
-_NOUNS = {"webhooks": "webhook", "events": "event", "deliveries": "delivery"}
-
-
-def _owned(conn: sqlite3.Connection, table: str, tenant_id: str, row_id: str) -> sqlite3.Row:
+def _owned(conn: sqlite3.Connection, table: str, tenant_id: str, row_id: str) -> dict[str, Any]:
     """The tenant's row of ``table`` with that id; NotFound for a missing or foreign one."""
     row = conn.execute(
         f"SELECT * FROM {table} WHERE id = ? AND tenant_id = ?", (row_id, tenant_id)
     ).fetchone()
     if row is None:
-        raise NotFound(f"no {_NOUNS[table]} {row_id}")
-    return row  # type: ignore[no-any-return]
-
-
-def _page(items: list[Any], limit: int) -> Page:
-    more = len(items) > limit
-    items = items[:limit]
-    return Page(items=tuple(items), next_cursor=items[-1].id if more else None)
+        raise NotFound(f"no {NOUNS[table]} {row_id}")
+    return _values(row)
 
 
 class SqliteStore(Store):
@@ -297,7 +241,7 @@ class SqliteStore(Store):
 
     async def get_webhook(self, tenant_id: str, webhook_id: str) -> Webhook:
         return await self._reader.run(
-            lambda conn: _webhook(_owned(conn, "webhooks", tenant_id, webhook_id))
+            lambda conn: webhook_from(_owned(conn, "webhooks", tenant_id, webhook_id))
         )
 
     async def list_webhooks(self, tenant_id: str, cursor: str | None, limit: int) -> Page:
@@ -306,7 +250,7 @@ class SqliteStore(Store):
                 "SELECT * FROM webhooks WHERE tenant_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
                 (tenant_id, cursor or "~", limit + 1),
             ).fetchall()
-            return _page([_webhook(row) for row in rows], limit)
+            return page_of([webhook_from(_values(row)) for row in rows], limit)
 
         return await self._reader.run(select)
 
@@ -363,9 +307,7 @@ class SqliteStore(Store):
                 return None
             if row["request_hash"] != new.request_hash:
                 raise IdempotencyConflict()
-            event = _event(
-                conn.execute("SELECT * FROM events WHERE id = ?", (row["event_id"],)).fetchone()
-            )
+            event = event_from(_owned(conn, "events", new.tenant_id, row["event_id"]))
             ids = conn.execute("SELECT id FROM deliveries WHERE event_id = ?", (event.id,))
             return StoredEvent(event=event, delivery_ids=tuple(r[0] for r in ids), replayed=True)
 
@@ -429,7 +371,7 @@ class SqliteStore(Store):
 
     async def get_event(self, tenant_id: str, event_id: str) -> Event:
         return await self._reader.run(
-            lambda conn: _event(_owned(conn, "events", tenant_id, event_id))
+            lambda conn: event_from(_owned(conn, "events", tenant_id, event_id))
         )
 
     # -- deliveries ----------------------------------------------------------------------------
@@ -456,7 +398,7 @@ class SqliteStore(Store):
 
         def select(conn: sqlite3.Connection) -> Page:
             rows = conn.execute(sql, (*params, limit + 1)).fetchall()
-            return _page([_delivery(row) for row in rows], limit)
+            return page_of([delivery_from(_values(row)) for row in rows], limit)
 
         return await self._reader.run(select)
 
@@ -471,8 +413,8 @@ class SqliteStore(Store):
                 (delivery_id,),
             )
             return DeliveryDetail(
-                delivery=_delivery(row),
-                attempts=tuple(_attempt(a, bytes(payload)) for a in attempts),
+                delivery=delivery_from(row),
+                attempts=tuple(attempt_from(_values(a), bytes(payload)) for a in attempts),
             )
 
         return await self._reader.run(get)
@@ -486,9 +428,9 @@ class SqliteStore(Store):
                 (_us(now), _us(now), delivery_id, tenant_id),
             ).fetchone()
             if row is not None:
-                return _delivery(row)
+                return delivery_from(_values(row))
             # in flight right now: the attempt under way is the redelivery asked for
-            return _delivery(_owned(conn, "deliveries", tenant_id, delivery_id))
+            return delivery_from(_owned(conn, "deliveries", tenant_id, delivery_id))
 
         return await self._writer.run(update)
 
