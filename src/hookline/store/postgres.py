@@ -33,7 +33,15 @@ from ..models import (
     Webhook,
 )
 from .base import NewEvent, Store, StoredEvent
-from .rows import NOUNS, attempt_from, delivery_from, event_from, page_of, webhook_from
+from .rows import (
+    NOUNS,
+    attempt_from,
+    delivery_from,
+    event_from,
+    job_from,
+    page_of,
+    webhook_from,
+)
 
 log = logging.getLogger("hookline.store")
 
@@ -435,21 +443,7 @@ class PostgresStore(Store):
                 lease_until,
                 lease_token,
             )
-        return [
-            Job(
-                delivery_id=row["id"],
-                tenant_id=row["tenant_id"],
-                webhook_id=row["webhook_id"],
-                url=row["url"],
-                secret=row["secret"],
-                payload=bytes(row["payload"]),
-                attempt_number=row["attempts_count"] + 1,
-                schedule_step=row["schedule_step"],
-                manual=row["manual"],
-                lease_token=lease_token,
-            )
-            for row in rows
-        ]
+        return [job_from(row, lease_token) for row in rows]
 
     async def record(self, outcomes: list[Outcome]) -> None:
         attempts = [o.attempt for o in outcomes]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ..models import Attempt, Delivery, DeliveryStatus, ErrorKind, Event, Page, Webhook
+from ..models import Attempt, Delivery, DeliveryStatus, ErrorKind, Event, Job, Page, Webhook
 
 
 class Row(Protocol):
@@ -77,6 +77,22 @@ def attempt_from(row: Row, request_body: bytes) -> Attempt:
         response_body=None if row["response_body"] is None else bytes(row["response_body"]),
         error_kind=None if row["error_kind"] is None else ErrorKind(row["error_kind"]),
         error_message=row["error_message"],
+    )
+
+
+def job_from(row: Row, lease_token: str) -> Job:
+    """A claimed delivery joined with its webhook's URL and secret and its event's payload."""
+    return Job(
+        delivery_id=row["id"],
+        tenant_id=row["tenant_id"],
+        webhook_id=row["webhook_id"],
+        url=row["url"],
+        secret=row["secret"],
+        payload=bytes(row["payload"]),
+        attempt_number=row["attempts_count"] + 1,
+        schedule_step=row["schedule_step"],
+        manual=bool(row["manual"]),
+        lease_token=lease_token,
     )
 
 

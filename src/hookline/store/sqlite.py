@@ -34,7 +34,15 @@ from ..models import (
     Webhook,
 )
 from .base import NewEvent, Store, StoredEvent
-from .rows import NOUNS, attempt_from, delivery_from, event_from, page_of, webhook_from
+from .rows import (
+    NOUNS,
+    attempt_from,
+    delivery_from,
+    event_from,
+    job_from,
+    page_of,
+    webhook_from,
+)
 
 T = TypeVar("T")
 
@@ -458,21 +466,7 @@ class SqliteStore(Store):
                     "WHERE d.id IN (SELECT value FROM json_each(?))",
                     (orjson.dumps([row[0] for row in claimed]).decode(),),
                 ).fetchall()
-            return [
-                Job(
-                    delivery_id=row["id"],
-                    tenant_id=row["tenant_id"],
-                    webhook_id=row["webhook_id"],
-                    url=row["url"],
-                    secret=row["secret"],
-                    payload=bytes(row["payload"]),
-                    attempt_number=row["attempts_count"] + 1,
-                    schedule_step=row["schedule_step"],
-                    manual=bool(row["manual"]),
-                    lease_token=lease_token,
-                )
-                for row in rows
-            ]
+            return [job_from(row, lease_token) for row in rows]
 
         return await self._writer.run(claim)
 
