@@ -134,6 +134,7 @@ class Service:
             raise InvalidInput("name", "a name is required")
         if len(name) > MAX_NAME:
             raise InvalidInput("name", f"at most {MAX_NAME} characters")
+        _refuse_control_characters("name", name)
         return name.strip()
 
     def _check_url(self, given: Any) -> str:
@@ -142,6 +143,7 @@ class Service:
         url = given.strip()
         if len(url) > MAX_URL:
             raise InvalidInput("url", f"at most {MAX_URL} characters")
+        _refuse_control_characters("url", url)
         try:
             parts = urlsplit(url)
             port = parts.port
@@ -184,6 +186,7 @@ class Service:
             return generated, generated
         if len(secret) > MAX_SECRET:
             raise InvalidInput("secret", f"at most {MAX_SECRET} characters")
+        _refuse_control_characters("secret", secret)
         return secret, None
 
     async def create_webhook(
@@ -360,6 +363,11 @@ class Service:
         delivery = await self.store.redeliver(tenant_id, delivery_id, self.clock())
         self._wake()
         return delivery
+
+
+def _refuse_control_characters(field: str, value: str) -> None:
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        raise InvalidInput(field, "must not contain control characters (tabs, newlines, NUL)")
 
 
 def _limit(limit: int) -> int:

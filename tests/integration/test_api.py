@@ -121,6 +121,9 @@ def hook_body(**changes):
         (hook_body(topics=["employee_fly"]), "topics", "employee_create"),
         (hook_body(enabled="yes"), "enabled", ""),
         (hook_body(colour=1), "colour", ""),
+        (hook_body(name="HR\x00sync"), "name", "control characters"),
+        (hook_body(url="https://a.example/\nx"), "url", "control characters"),
+        (hook_body(secret="s3\x00cret"), "secret", "control characters"),
     ],
 )
 def test_invalid_webhooks_are_refused_naming_the_field(api: httpx.Client, body, field, text):
