@@ -188,3 +188,54 @@ class Outcome:
     status: DeliveryStatus
     next_attempt_at: datetime | None
     schedule_step: int
+
+
+# -- the web UI ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Session:
+    """A signed-in browser; the cookie holds a token, the store only its hash."""
+
+    token_hash: str
+    tenant_id: str
+    csrf_token: str = field(repr=False)
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookSummary:
+    """How a webhook has been doing: its last delivery and the last day's outcomes."""
+
+    last_status: DeliveryStatus | None
+    last_status_code: int | None
+    last_at: datetime | None
+    succeeded: int
+    failed: int
+
+    @property
+    def success_rate(self) -> float | None:
+        """Share of finished attempts that succeeded in the window; None without any."""
+        finished = self.succeeded + self.failed
+        return None if finished == 0 else self.succeeded / finished
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Inbox:
+    """A built-in request catcher: a URL to point a webhook at, inside hookline."""
+
+    id: str
+    tenant_id: str
+    name: str
+    token: str
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboxRequest:
+    id: str
+    inbox_id: str
+    received_at: datetime
+    headers: dict[str, str]
+    body: bytes

@@ -286,3 +286,71 @@ async def test_purge_deletes_old_events_with_their_history_in_batches(store: Sto
     # the expired key is gone: the same key now stores a new event
     again = await store.insert_event(event(created_at=now, **key))
     assert not again.replayed
+
+
+async def test_sessions_expire(store: Store):
+    from hookline.models import Session
+
+    session = Session(
+        token_hash="h1", tenant_id="default", csrf_token="c", expires_at=T0 + timedelta(hours=1)
+    )
+    await store.add_session(session, T0)
+    assert await store.get_session("h1", T0) == session
+    assert await store.get_session("h1", T0 + timedelta(hours=2)) is None
+    assert await store.get_session("other", T0) is None
+    await store.delete_session("h1")
+    assert await store.get_session("h1", T0) is None
+
+
+async def test_inboxes_capture_up_to_a_cap_and_expire(store: Store):
+    from hookline.models import Inbox, InboxRequest
+
+    inbox = Inbox(
+        id=new_id("inb"), tenant_id="default", name="try", token="tok",
+        created_at=T0, expires_at=T0 + timedelta(hours=1),
+    )  # fmt: skip
+    await store.add_inbox(inbox)
+    assert await store.get_inbox("default", inbox.id) == inbox
+    with pytest.raises(NotFound):
+        await store.get_inbox("acme", inbox.id)
+    for n in range(4):
+        request = InboxRequest(
+            id=new_id("req"), inbox_id="", received_at=T0, headers={"n": str(n)}, body=b"{}"
+        )
+        assert await store.capture("tok", request, T0, keep=3)
+    kept = await store.inbox_requests(inbox.id, 10)
+    assert [r.headers["n"] for r in kept] == ["3", "2", "1"]
+    assert kept[0].inbox_id == inbox.id and kept[0].body == b"{}"
+    late = T0 + timedelta(hours=2)
+    assert not await store.capture("tok", request, late, keep=3)
+    assert not await store.capture("nope", request, T0, keep=3)
+    assert await store.list_inboxes("default", T0) == [inbox]
+    assert await store.list_inboxes("default", late) == []
+    await store.purge(T0, late, 100)
+    with pytest.raises(NotFound):
+        await store.get_inbox("default", inbox.id)
+
+
+async def test_webhook_summaries_and_delivery_counts(store: Store):
+    now = datetime.now(UTC)
+    busy, idle = webhook(), webhook()
+    await store.insert_webhook(busy)
+    await store.insert_webhook(idle)
+    for _ in range(3):
+        await store.insert_event(event(created_at=now, only_webhook_id=busy.id))
+    jobs = await store.claim(now, 10, now + timedelta(seconds=30), "a")
+    await store.record(
+        [outcome(jobs[0], DeliveryStatus.SUCCEEDED, 200, now)]
+        + [outcome(job, DeliveryStatus.FAILED, 500, now) for job in jobs[1:]]
+    )
+    summaries = await store.webhook_summaries(
+        "default", [busy.id, idle.id], now - timedelta(hours=24)
+    )
+    assert summaries[busy.id].succeeded == 1 and summaries[busy.id].failed == 2
+    assert summaries[busy.id].last_status in (DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED)
+    assert summaries[idle.id].last_status is None and summaries[idle.id].success_rate is None
+    counts = await store.delivery_counts(
+        "default", busy.id, now - timedelta(hours=23, minutes=59), 3600, 24
+    )
+    assert len(counts) == 24 and counts[-1] == {"succeeded": 1, "failed": 2}
+    assert sum(sum(bucket.values()) for bucket in counts[:-1]) == 0

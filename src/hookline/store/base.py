@@ -18,10 +18,14 @@ from ..models import (
     DeliveryDetail,
     DeliveryFilter,
     Event,
+    Inbox,
+    InboxRequest,
     Job,
     Outcome,
     Page,
+    Session,
     Webhook,
+    WebhookSummary,
 )
 
 
@@ -147,10 +151,60 @@ class Store(abc.ABC):
     async def next_due_at(self) -> datetime | None:
         """When the earliest queued delivery becomes due (or its lease expires)."""
 
+    # -- what the UI shows -----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def webhook_summaries(
+        self, tenant_id: str, webhook_ids: list[str], since: datetime
+    ) -> dict[str, WebhookSummary]:
+        """Each webhook's last delivery, and its attempts' outcomes since ``since``."""
+
+    @abc.abstractmethod
+    async def delivery_counts(
+        self, tenant_id: str, webhook_id: str, since: datetime, bucket_seconds: int, buckets: int
+    ) -> list[dict[str, int]]:
+        """Deliveries created in each of ``buckets`` equal spans from ``since``, by status."""
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def add_session(self, session: Session, now: datetime) -> None: ...
+
+    @abc.abstractmethod
+    async def get_session(self, token_hash: str, now: datetime) -> Session | None:
+        """The unexpired session with that token hash, or None."""
+
+    @abc.abstractmethod
+    async def delete_session(self, token_hash: str) -> None: ...
+
+    # -- test inboxes --------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def add_inbox(self, inbox: Inbox) -> None: ...
+
+    @abc.abstractmethod
+    async def get_inbox(self, tenant_id: str, inbox_id: str) -> Inbox: ...
+
+    @abc.abstractmethod
+    async def list_inboxes(self, tenant_id: str, now: datetime) -> list[Inbox]:
+        """The tenant's unexpired inboxes, newest first."""
+
+    @abc.abstractmethod
+    async def delete_inbox(self, tenant_id: str, inbox_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def capture(self, token: str, request: InboxRequest, now: datetime, keep: int) -> bool:
+        """Keep a request sent to the inbox with that token (the newest ``keep`` are kept);
+        False when there is no such unexpired inbox."""
+
+    @abc.abstractmethod
+    async def inbox_requests(self, inbox_id: str, limit: int) -> list[InboxRequest]:
+        """Newest first."""
+
     # -- retention -----------------------------------------------------------------------------
 
     @abc.abstractmethod
     async def purge(self, before: datetime, now: datetime, limit: int) -> int:
         """Delete up to ``limit`` events created before ``before``, with their deliveries and
-        attempts, and up to ``limit`` idempotency keys expired by ``now``; return how many
-        events went."""
+        attempts; and, expired by ``now``, up to ``limit`` idempotency keys, sessions and
+        inboxes (with their requests). Return how many events went."""

@@ -21,25 +21,34 @@ import asyncpg
 import orjson
 
 from ..errors import IdempotencyConflict, NotFound, StoreUnavailable
-from ..ids import new_id
+from ..ids import id_floor, new_id
 from ..models import (
     Delivery,
     DeliveryDetail,
     DeliveryFilter,
+    DeliveryStatus,
     Event,
+    Inbox,
+    InboxRequest,
     Job,
     Outcome,
     Page,
+    Session,
     Webhook,
+    WebhookSummary,
 )
 from .base import NewEvent, Store, StoredEvent
 from .rows import (
     NOUNS,
+    RETRY_HORIZON,
     attempt_from,
     delivery_from,
     event_from,
+    inbox_from,
+    inbox_request_from,
     job_from,
     page_of,
+    session_from,
     webhook_from,
 )
 
@@ -507,6 +516,157 @@ class PostgresStore(Store):
             )
             return due
 
+    # -- what the UI shows -----------------------------------------------------------------------
+
+    async def webhook_summaries(
+        self, tenant_id: str, webhook_ids: list[str], since: datetime
+    ) -> dict[str, WebhookSummary]:
+        # deliveries still retrying may be older than the window: look two days further back
+        floor = id_floor("dlv", int((since - RETRY_HORIZON).timestamp() * 1000))
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                "SELECT w.id, last.status, last.last_status_code, last.updated_at, "
+                "coalesce(outcomes.ok, 0) AS ok, coalesce(outcomes.failed, 0) AS failed "
+                "FROM unnest($1::text[]) AS w(id) "
+                "LEFT JOIN LATERAL (SELECT status, last_status_code, updated_at FROM deliveries "
+                "WHERE webhook_id = w.id AND tenant_id = $2 ORDER BY id DESC LIMIT 1) last "
+                "ON true LEFT JOIN LATERAL (SELECT "
+                "count(*) FILTER (WHERE a.error_kind IS NULL) AS ok, "
+                "count(*) FILTER (WHERE a.error_kind IS NOT NULL) AS failed "
+                "FROM deliveries d JOIN attempts a ON a.delivery_id = d.id "
+                "WHERE d.webhook_id = w.id AND d.id >= $3 AND a.started_at >= $4) outcomes ON true",
+                webhook_ids,
+                tenant_id,
+                floor,
+                since,
+            )
+        return {
+            row["id"]: WebhookSummary(
+                last_status=None if row["status"] is None else DeliveryStatus(row["status"]),
+                last_status_code=row["last_status_code"],
+                last_at=row["updated_at"],
+                succeeded=row["ok"],
+                failed=row["failed"],
+            )
+            for row in rows
+        }
+
+    async def delivery_counts(
+        self, tenant_id: str, webhook_id: str, since: datetime, bucket_seconds: int, buckets: int
+    ) -> list[dict[str, int]]:
+        counts: list[dict[str, int]] = [{} for _ in range(buckets)]
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                "SELECT floor(extract(epoch FROM created_at - $1) / $2)::int AS bucket, status, "
+                "count(*) AS n FROM deliveries WHERE webhook_id = $3 AND tenant_id = $4 "
+                "AND id >= $5 AND created_at >= $1 GROUP BY bucket, status",
+                since,
+                bucket_seconds,
+                webhook_id,
+                tenant_id,
+                id_floor("dlv", int(since.timestamp() * 1000)),
+            )
+        for row in rows:
+            if 0 <= row["bucket"] < buckets:
+                counts[row["bucket"]][row["status"]] = row["n"]
+        return counts
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    async def add_session(self, session: Session, now: datetime) -> None:
+        async with self._conn() as conn:
+            await conn.execute(
+                "INSERT INTO ui_sessions (token_hash, tenant_id, csrf_token, created_at, "
+                "expires_at) VALUES ($1, $2, $3, $4, $5)",
+                session.token_hash,
+                session.tenant_id,
+                session.csrf_token,
+                now,
+                session.expires_at,
+            )
+
+    async def get_session(self, token_hash: str, now: datetime) -> Session | None:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                "SELECT * FROM ui_sessions WHERE token_hash = $1 AND expires_at > $2",
+                token_hash,
+                now,
+            )
+        return None if row is None else session_from(row)
+
+    async def delete_session(self, token_hash: str) -> None:
+        async with self._conn() as conn:
+            await conn.execute("DELETE FROM ui_sessions WHERE token_hash = $1", token_hash)
+
+    # -- test inboxes --------------------------------------------------------------------------
+
+    async def add_inbox(self, inbox: Inbox) -> None:
+        async with self._conn() as conn:
+            await conn.execute(
+                "INSERT INTO inboxes (id, tenant_id, name, token, created_at, expires_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6)",
+                inbox.id,
+                inbox.tenant_id,
+                inbox.name,
+                inbox.token,
+                inbox.created_at,
+                inbox.expires_at,
+            )
+
+    async def get_inbox(self, tenant_id: str, inbox_id: str) -> Inbox:
+        async with self._conn() as conn:
+            return inbox_from(await _owned(conn, "inboxes", tenant_id, inbox_id))
+
+    async def list_inboxes(self, tenant_id: str, now: datetime) -> list[Inbox]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                "SELECT * FROM inboxes WHERE tenant_id = $1 AND expires_at > $2 ORDER BY id DESC",
+                tenant_id,
+                now,
+            )
+        return [inbox_from(row) for row in rows]
+
+    async def delete_inbox(self, tenant_id: str, inbox_id: str) -> None:
+        async with self._tx() as conn:
+            await _owned(conn, "inboxes", tenant_id, inbox_id)
+            await conn.execute("DELETE FROM inbox_requests WHERE inbox_id = $1", inbox_id)
+            await conn.execute("DELETE FROM inboxes WHERE id = $1", inbox_id)
+
+    async def capture(self, token: str, request: InboxRequest, now: datetime, keep: int) -> bool:
+        async with self._tx() as conn:
+            inbox_id = await conn.fetchval(
+                "SELECT id FROM inboxes WHERE token = $1 AND expires_at > $2 FOR UPDATE",
+                token,
+                now,
+            )
+            if inbox_id is None:
+                return False
+            await conn.execute(
+                "INSERT INTO inbox_requests (id, inbox_id, received_at, headers, body) "
+                "VALUES ($1, $2, $3, $4, $5)",
+                request.id,
+                inbox_id,
+                request.received_at,
+                request.headers,
+                request.body,
+            )
+            await conn.execute(
+                "DELETE FROM inbox_requests WHERE inbox_id = $1 AND id NOT IN (SELECT id "
+                "FROM inbox_requests WHERE inbox_id = $1 ORDER BY id DESC LIMIT $2)",
+                inbox_id,
+                keep,
+            )
+            return True
+
+    async def inbox_requests(self, inbox_id: str, limit: int) -> list[InboxRequest]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                "SELECT * FROM inbox_requests WHERE inbox_id = $1 ORDER BY id DESC LIMIT $2",
+                inbox_id,
+                limit,
+            )
+        return [inbox_request_from(row) for row in rows]
+
     # -- retention -----------------------------------------------------------------------------
 
     async def purge(self, before: datetime, now: datetime, limit: int) -> int:
@@ -534,4 +694,11 @@ class PostgresStore(Store):
                 now,
                 limit,
             )
+            await conn.execute("DELETE FROM ui_sessions WHERE expires_at < $1", now)
+            await conn.execute(
+                "DELETE FROM inbox_requests WHERE inbox_id IN "
+                "(SELECT id FROM inboxes WHERE expires_at < $1)",
+                now,
+            )
+            await conn.execute("DELETE FROM inboxes WHERE expires_at < $1", now)
         return len(ids)

@@ -6,9 +6,22 @@ datetimes, JSON columns parsed, booleans as booleans or 0/1); these functions na
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, Protocol
 
-from ..models import Attempt, Delivery, DeliveryStatus, ErrorKind, Event, Job, Page, Webhook
+from ..models import (
+    Attempt,
+    Delivery,
+    DeliveryStatus,
+    ErrorKind,
+    Event,
+    Inbox,
+    InboxRequest,
+    Job,
+    Page,
+    Session,
+    Webhook,
+)
 
 
 class Row(Protocol):
@@ -18,7 +31,11 @@ class Row(Protocol):
 
 
 #: what a missing row is called in NotFound messages, by table
-NOUNS = {"webhooks": "webhook", "events": "event", "deliveries": "delivery"}
+NOUNS = {"webhooks": "webhook", "events": "event", "deliveries": "delivery", "inboxes": "inbox"}
+
+#: how far back a delivery still being retried may have been created (the default schedule
+#: spans about 28 hours): the lower bound of "recent" history queries
+RETRY_HORIZON = timedelta(days=2)
 
 
 def webhook_from(row: Row) -> Webhook:
@@ -93,6 +110,36 @@ def job_from(row: Row, lease_token: str) -> Job:
         schedule_step=row["schedule_step"],
         manual=bool(row["manual"]),
         lease_token=lease_token,
+    )
+
+
+def session_from(row: Row) -> Session:
+    return Session(
+        token_hash=row["token_hash"],
+        tenant_id=row["tenant_id"],
+        csrf_token=row["csrf_token"],
+        expires_at=row["expires_at"],
+    )
+
+
+def inbox_from(row: Row) -> Inbox:
+    return Inbox(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        name=row["name"],
+        token=row["token"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+    )
+
+
+def inbox_request_from(row: Row) -> InboxRequest:
+    return InboxRequest(
+        id=row["id"],
+        inbox_id=row["inbox_id"],
+        received_at=row["received_at"],
+        headers=row["headers"],
+        body=bytes(row["body"]),
     )
 
 

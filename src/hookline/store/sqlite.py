@@ -22,25 +22,34 @@ from typing import IO, Any, TypeVar
 import orjson
 
 from ..errors import Conflict, IdempotencyConflict, NotFound, StoreUnavailable
-from ..ids import new_id
+from ..ids import id_floor, new_id
 from ..models import (
     Delivery,
     DeliveryDetail,
     DeliveryFilter,
+    DeliveryStatus,
     Event,
+    Inbox,
+    InboxRequest,
     Job,
     Outcome,
     Page,
+    Session,
     Webhook,
+    WebhookSummary,
 )
 from .base import NewEvent, Store, StoredEvent
 from .rows import (
     NOUNS,
+    RETRY_HORIZON,
     attempt_from,
     delivery_from,
     event_from,
+    inbox_from,
+    inbox_request_from,
     job_from,
     page_of,
+    session_from,
     webhook_from,
 )
 
@@ -111,7 +120,7 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
-_JSON_COLUMNS = frozenset({"topics", "request_headers", "response_headers"})
+_JSON_COLUMNS = frozenset({"topics", "request_headers", "response_headers", "headers"})
 
 
 def _values(row: sqlite3.Row) -> dict[str, Any]:
@@ -535,6 +544,174 @@ class SqliteStore(Store):
 
         await self._writer.run(write)
 
+    # -- what the UI shows -----------------------------------------------------------------------
+
+    async def webhook_summaries(
+        self, tenant_id: str, webhook_ids: list[str], since: datetime
+    ) -> dict[str, WebhookSummary]:
+        # deliveries still retrying may be older than the window: look two days further back
+        floor = id_floor("dlv", _us(since - RETRY_HORIZON) // 1000)
+
+        def select(conn: sqlite3.Connection) -> dict[str, WebhookSummary]:
+            summaries = {}
+            for webhook_id in webhook_ids:
+                last = conn.execute(
+                    "SELECT status, last_status_code, updated_at FROM deliveries "
+                    "WHERE webhook_id = ? AND tenant_id = ? ORDER BY id DESC LIMIT 1",
+                    (webhook_id, tenant_id),
+                ).fetchone()
+                ok, failed = conn.execute(
+                    "SELECT count(*) FILTER (WHERE a.error_kind IS NULL), "
+                    "count(*) FILTER (WHERE a.error_kind IS NOT NULL) FROM deliveries d "
+                    "JOIN attempts a ON a.delivery_id = d.id WHERE d.webhook_id = ? "
+                    "AND d.id >= ? AND a.started_at >= ?",
+                    (webhook_id, floor, _us(since)),
+                ).fetchone()
+                summaries[webhook_id] = WebhookSummary(
+                    last_status=None if last is None else DeliveryStatus(last["status"]),
+                    last_status_code=None if last is None else last["last_status_code"],
+                    last_at=None if last is None else _dt(last["updated_at"]),
+                    succeeded=ok,
+                    failed=failed,
+                )
+            return summaries
+
+        return await self._reader.run(select)
+
+    async def delivery_counts(
+        self, tenant_id: str, webhook_id: str, since: datetime, bucket_seconds: int, buckets: int
+    ) -> list[dict[str, int]]:
+        start = _us(since)
+        width = bucket_seconds * 1_000_000
+
+        def select(conn: sqlite3.Connection) -> list[dict[str, int]]:
+            counts: list[dict[str, int]] = [{} for _ in range(buckets)]
+            for bucket, status, count in conn.execute(
+                "SELECT (created_at - ?) / ? AS bucket, status, count(*) FROM deliveries "
+                "WHERE webhook_id = ? AND tenant_id = ? AND id >= ? AND created_at >= ? "
+                "GROUP BY bucket, status",
+                (start, width, webhook_id, tenant_id, id_floor("dlv", start // 1000), start),
+            ):
+                if 0 <= bucket < buckets:
+                    counts[bucket][status] = count
+            return counts
+
+        return await self._reader.run(select)
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    async def add_session(self, session: Session, now: datetime) -> None:
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO ui_sessions (token_hash, tenant_id, csrf_token, created_at, "
+                "expires_at) VALUES (?, ?, ?, ?, ?)",
+                (
+                    session.token_hash,
+                    session.tenant_id,
+                    session.csrf_token,
+                    _us(now),
+                    _us(session.expires_at),
+                ),
+            )
+
+        await self._writer.run(insert)
+
+    async def get_session(self, token_hash: str, now: datetime) -> Session | None:
+        def select(conn: sqlite3.Connection) -> Session | None:
+            row = conn.execute(
+                "SELECT * FROM ui_sessions WHERE token_hash = ? AND expires_at > ?",
+                (token_hash, _us(now)),
+            ).fetchone()
+            return None if row is None else session_from(_values(row))
+
+        return await self._reader.run(select)
+
+    async def delete_session(self, token_hash: str) -> None:
+        await self._writer.run(
+            lambda conn: conn.execute("DELETE FROM ui_sessions WHERE token_hash = ?", (token_hash,))
+        )
+
+    # -- test inboxes --------------------------------------------------------------------------
+
+    async def add_inbox(self, inbox: Inbox) -> None:
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO inboxes (id, tenant_id, name, token, created_at, expires_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    inbox.id,
+                    inbox.tenant_id,
+                    inbox.name,
+                    inbox.token,
+                    _us(inbox.created_at),
+                    _us(inbox.expires_at),
+                ),
+            )
+
+        await self._writer.run(insert)
+
+    async def get_inbox(self, tenant_id: str, inbox_id: str) -> Inbox:
+        return await self._reader.run(
+            lambda conn: inbox_from(_owned(conn, "inboxes", tenant_id, inbox_id))
+        )
+
+    async def list_inboxes(self, tenant_id: str, now: datetime) -> list[Inbox]:
+        def select(conn: sqlite3.Connection) -> list[Inbox]:
+            rows = conn.execute(
+                "SELECT * FROM inboxes WHERE tenant_id = ? AND expires_at > ? ORDER BY id DESC",
+                (tenant_id, _us(now)),
+            )
+            return [inbox_from(_values(row)) for row in rows]
+
+        return await self._reader.run(select)
+
+    async def delete_inbox(self, tenant_id: str, inbox_id: str) -> None:
+        def delete(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                _owned(conn, "inboxes", tenant_id, inbox_id)
+                conn.execute("DELETE FROM inbox_requests WHERE inbox_id = ?", (inbox_id,))
+                conn.execute("DELETE FROM inboxes WHERE id = ?", (inbox_id,))
+
+        await self._writer.run(delete)
+
+    async def capture(self, token: str, request: InboxRequest, now: datetime, keep: int) -> bool:
+        def insert(conn: sqlite3.Connection) -> bool:
+            with _transaction(conn):
+                row = conn.execute(
+                    "SELECT id FROM inboxes WHERE token = ? AND expires_at > ?", (token, _us(now))
+                ).fetchone()
+                if row is None:
+                    return False
+                conn.execute(
+                    "INSERT INTO inbox_requests (id, inbox_id, received_at, headers, body) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (
+                        request.id,
+                        row["id"],
+                        _us(request.received_at),
+                        orjson.dumps(request.headers).decode(),
+                        request.body,
+                    ),
+                )
+                conn.execute(
+                    "DELETE FROM inbox_requests WHERE inbox_id = ? AND id NOT IN (SELECT id "
+                    "FROM inbox_requests WHERE inbox_id = ? ORDER BY id DESC LIMIT ?)",
+                    (row["id"], row["id"], keep),
+                )
+                return True
+
+        return await self._writer.run(insert)
+
+    async def inbox_requests(self, inbox_id: str, limit: int) -> list[InboxRequest]:
+        def select(conn: sqlite3.Connection) -> list[InboxRequest]:
+            rows = conn.execute(
+                "SELECT * FROM inbox_requests WHERE inbox_id = ? ORDER BY id DESC LIMIT ?",
+                (inbox_id, limit),
+            )
+            return [inbox_request_from(_values(row)) for row in rows]
+
+        return await self._reader.run(select)
+
     async def reserve_dispatch(self) -> None:
         """One dispatching process per SQLite file: SQLite has one writer, and leases between
         processes on one machine would buy nothing but lock contention."""
@@ -581,6 +758,13 @@ class SqliteStore(Store):
                     "key FROM idempotency_keys WHERE expires_at < ? LIMIT ?)",
                     (_us(now), limit),
                 )
+                conn.execute("DELETE FROM ui_sessions WHERE expires_at < ?", (_us(now),))
+                conn.execute(
+                    "DELETE FROM inbox_requests WHERE inbox_id IN "
+                    "(SELECT id FROM inboxes WHERE expires_at < ?)",
+                    (_us(now),),
+                )
+                conn.execute("DELETE FROM inboxes WHERE expires_at < ?", (_us(now),))
                 return int(deleted)
 
         return await self._writer.run(delete)
