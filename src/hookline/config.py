@@ -53,6 +53,27 @@ class Settings:
     )
     host: str = _setting("127.0.0.1", "HOOKLINE_HOST", "Address `hookline serve` listens on.")
     port: int = _setting(8000, "HOOKLINE_PORT", "Port `hookline serve` listens on.", int)
+    public_url: str | None = _setting(
+        None,
+        "HOOKLINE_PUBLIC_URL",
+        "The address people and receivers use to reach hookline (test inbox URLs start with "
+        "it). Unset: http://HOST:PORT.",
+    )
+    session_ttl: float = _setting(
+        12 * 3600.0,
+        "HOOKLINE_SESSION_TTL",
+        "How long a web UI sign-in lasts.",
+        parse_duration,
+    )
+    inbox_ttl: float = _setting(
+        86400.0, "HOOKLINE_INBOX_TTL", "How long a test inbox lives.", parse_duration
+    )
+    inbox_keep: int = _setting(
+        100, "HOOKLINE_INBOX_KEEP", "Requests a test inbox keeps (the newest).", int
+    )
+    inbox_body_max: int = _setting(
+        262144, "HOOKLINE_INBOX_BODY_MAX", "Largest request body a test inbox accepts.", int
+    )
     api_key: str | None = _setting(
         None,
         "HOOKLINE_API_KEY",
@@ -173,6 +194,8 @@ class Settings:
             "response_body_max",
             "db_pool_size",
             "purge_batch",
+            "inbox_keep",
+            "inbox_body_max",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -193,6 +216,15 @@ class Settings:
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def inbox_prefix(self) -> str:
+        """Webhooks whose URL starts with this are delivered to a test inbox, in-process."""
+        return f"{self.base_url}/inbox/"
 
     @property
     def retry_policy(self) -> RetryPolicy:

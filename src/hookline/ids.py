@@ -7,6 +7,7 @@ millisecond a process counts up from the last id it made, so its own ids never t
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -41,3 +42,8 @@ def new_id(prefix: str, now_ms: int | None = None) -> str:
 def id_floor(prefix: str, moment_ms: int) -> str:
     """The smallest id made at or after ``moment_ms``: a range bound for time-ordered ids."""
     return _encode(prefix, moment_ms << 80)
+
+
+def token_hash(token: str) -> str:
+    """What is stored of a bearer token (an API key, a session): its SHA-256, in hex."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()

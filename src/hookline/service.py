@@ -20,7 +20,8 @@ import orjson
 from .config import Settings
 from .egress import EgressBlocked, EgressGuard
 from .errors import InvalidInput, InvalidJSON, PayloadTooLarge, Unauthorized
-from .ids import new_id
+from .ids import new_id, token_hash
+from .inboxes import Inboxes
 from .models import (
     DEFAULT_TENANT,
     Delivery,
@@ -30,7 +31,9 @@ from .models import (
     Page,
     Topic,
     Webhook,
+    WebhookSummary,
 )
+from .sessions import Sessions
 from .signing import generate_secret
 from .store import NewEvent, Store, StoredEvent
 from .topics import Catalog
@@ -57,10 +60,6 @@ UNSET: Final = _Unset()
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def hash_api_key(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,6 +90,8 @@ class Service:
         self.clock = clock
         self.guard = EgressGuard(settings.egress_allow)
         self._wake_listeners: list[Callable[[], None]] = []
+        self.sessions = Sessions(self)
+        self.inboxes = Inboxes(self)
 
     def on_due(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` whenever deliveries become due (a dispatcher's wake-up)."""
@@ -107,7 +108,7 @@ class Service:
         if self.settings.api_key or await self.store.count_api_keys():
             return None
         key = "hk_" + secrets.token_urlsafe(32)
-        await self.store.add_api_key(new_id("key"), DEFAULT_TENANT, hash_api_key(key), self.clock())
+        await self.store.add_api_key(new_id("key"), DEFAULT_TENANT, token_hash(key), self.clock())
         return key
 
     async def authenticate(self, key: str | None) -> str:
@@ -117,7 +118,7 @@ class Service:
         configured = self.settings.api_key
         if configured and hmac.compare_digest(key.encode(), configured.encode()):
             return DEFAULT_TENANT
-        tenant = await self.store.tenant_for_key(hash_api_key(key))
+        tenant = await self.store.tenant_for_key(token_hash(key))
         if tenant is None:
             raise Unauthorized("unknown API key")
         return tenant
@@ -157,6 +158,8 @@ class Service:
             raise InvalidInput("url", "must not contain credentials; use a secret instead")
         if port == 0:
             raise InvalidInput("url", "port 0 cannot be reached")
+        if url.startswith(self.settings.inbox_prefix):
+            return url  # a test inbox: delivered in-process, never through the network
         try:
             self.guard.check_host(parts.hostname)
         except EgressBlocked as exc:
@@ -358,11 +361,36 @@ class Service:
     async def get_delivery(self, tenant_id: str, delivery_id: str) -> DeliveryDetail:
         return await self.store.get_delivery(tenant_id, delivery_id)
 
+    async def webhook_summaries(
+        self, tenant_id: str, webhooks: Sequence[Webhook]
+    ) -> dict[str, WebhookSummary]:
+        """Each webhook's last delivery and its last 24 hours of attempts."""
+        since = self.clock() - timedelta(hours=24)
+        return await self.store.webhook_summaries(tenant_id, [w.id for w in webhooks], since)
+
+    async def delivery_chart(
+        self, tenant_id: str, webhook_id: str, hours: int = 24
+    ) -> list[ChartBucket]:
+        """Deliveries per hour over the last ``hours``, by status, oldest first."""
+        now = self.clock().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        since = now - timedelta(hours=hours)
+        counts = await self.store.delivery_counts(tenant_id, webhook_id, since, 3600, hours)
+        return [
+            ChartBucket(start=since + timedelta(hours=index), counts=bucket)
+            for index, bucket in enumerate(counts)
+        ]
+
     async def redeliver(self, tenant_id: str, delivery_id: str) -> Delivery:
         """Send the delivery again now, same payload and webhook-id."""
         delivery = await self.store.redeliver(tenant_id, delivery_id, self.clock())
         self._wake()
         return delivery
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChartBucket:
+    start: datetime
+    counts: dict[str, int]
 
 
 def _refuse_control_characters(field: str, value: str) -> None:
