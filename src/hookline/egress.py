@@ -17,7 +17,7 @@ import ipaddress
 import socket
 import ssl
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from .errors import PayloadTooLarge
 from .models import ErrorKind
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -186,8 +187,16 @@ def _classify(exc: BaseException) -> tuple[ErrorKind, str]:
     return ErrorKind.CONNECTION, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
+#: hands a request for a test inbox (token, headers, body) over in-process; False: no inbox
+LocalCapture = Callable[[str, dict[str, str], bytes], Awaitable[bool]]
+
+
 class Egress:
-    """Sends POSTs to payload URLs through the guard, over one keep-alive pool."""
+    """Sends POSTs to payload URLs through the guard, over one keep-alive pool.
+
+    URLs under ``local_prefix`` (hookline's own test inboxes) are handed to ``local_capture``
+    instead: they never touch the network.
+    """
 
     def __init__(
         self,
@@ -196,8 +205,12 @@ class Egress:
         timeout: float,
         body_limit: int,
         max_connections: int = 100,
+        local_prefix: str | None = None,
+        local_capture: LocalCapture | None = None,
     ) -> None:
         self.guard = guard
+        self._local_prefix = local_prefix
+        self._local_capture = local_capture
         self._timeout = timeout
         self._body_limit = body_limit
         self._max_connections = max_connections
@@ -225,6 +238,8 @@ class Egress:
             self._session = None
 
     async def post(self, url: str, headers: Mapping[str, str], body: bytes) -> HttpResult:
+        if self._local_capture and self._local_prefix and url.startswith(self._local_prefix):
+            return await self._deliver_locally(url, headers, body)
         if self._session is None:
             self._session = self._open()
         started = time.perf_counter()
@@ -249,6 +264,23 @@ class Egress:
             return self._result(sent, status, response_headers, chunks, started, kind, message)
         kind_and_message = _judge(status, response_headers)
         return self._result(sent, status, response_headers, chunks, started, *kind_and_message)
+
+    async def _deliver_locally(
+        self, url: str, headers: Mapping[str, str], body: bytes
+    ) -> HttpResult:
+        assert self._local_capture is not None and self._local_prefix is not None
+        started = time.perf_counter()
+        token = url[len(self._local_prefix) :].split("?")[0].split("/")[0]
+        sent = {**headers, "Content-Length": str(len(body))}
+        try:
+            status = 200 if await self._local_capture(token, sent, body) else 404
+        except PayloadTooLarge:
+            status = 413
+        answer = b'{"captured": true}' if status == 200 else b'{"captured": false}'
+        response_headers = {"Content-Type": "application/json"}
+        return self._result(
+            sent, status, response_headers, [answer], started, *_judge(status, None)
+        )
 
     async def _read_capped(self, response: aiohttp.ClientResponse, chunks: list[bytes]) -> None:
         remaining = self._body_limit

@@ -104,6 +104,8 @@ class Delivery:
     next_attempt_at: datetime | None
     last_status_code: int | None
     created_at: datetime
+    #: how long the last attempt took
+    last_duration_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

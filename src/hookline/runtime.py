@@ -48,6 +48,8 @@ class Runtime:
                 timeout=settings.attempt_timeout,
                 body_limit=settings.response_body_max,
                 max_connections=settings.concurrency,
+                local_prefix=settings.inbox_prefix,
+                local_capture=self.service.inboxes.capture,
             )
             self.dispatcher = Dispatcher(self.store, settings, self._egress, clock=clock)
             self.service.on_due(self.dispatcher.wake)

@@ -226,3 +226,26 @@ async def test_many_events_all_arrive(service, receiver):
 
 async def _received(receiver: Receiver):
     return receiver.received("/ok")
+
+
+async def test_a_test_inbox_receives_in_process_without_egress(settings):
+    closed = settings.with_(egress_allow=(), public_url="http://hookline.test:8000")
+    async with Runtime(closed, dispatch=True) as runtime:
+        svc = runtime.service
+        inbox = await svc.inboxes.create(DEFAULT_TENANT, "try it")
+        url = svc.inboxes.url(inbox)
+        assert url.startswith("http://hookline.test:8000/inbox/")
+        await subscribe(svc, url)
+        detail = await settled(svc, await publish_one(svc))
+        assert detail.delivery.status is DeliveryStatus.SUCCEEDED
+        _, [captured] = await svc.inboxes.get(DEFAULT_TENANT, inbox.id)
+        assert captured.body == detail.attempts[0].request_body
+        check = svc.inboxes.check(captured, SECRET)
+        assert check.peopleforce == "valid" and check.standard == "valid"
+        wrong = svc.inboxes.check(captured, "not the secret")
+        assert wrong.peopleforce.startswith("invalid") and wrong.standard.startswith("invalid")
+        await svc.inboxes.delete(DEFAULT_TENANT, inbox.id)
+        detail = await settled(
+            svc, (await svc.send_test(DEFAULT_TENANT, detail.delivery.webhook_id)).delivery_id
+        )
+        assert detail.attempts[0].response_status == 404  # the inbox is gone

@@ -481,10 +481,11 @@ class PostgresStore(Store):
             await conn.execute(
                 "UPDATE deliveries d SET status = u.status, next_attempt_at = u.next_at, "
                 "schedule_step = u.step, attempts_count = greatest(d.attempts_count, u.number), "
-                "last_status_code = u.code, updated_at = u.at, lease_token = NULL, manual = false "
+                "last_status_code = u.code, last_duration_ms = u.duration, updated_at = u.at, "
+                "lease_token = NULL, manual = false "
                 "FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::int[], "
-                "$6::int[], $7::int[], $8::timestamptz[]) "
-                "AS u(id, lease_token, status, next_at, step, number, code, at) "
+                "$6::int[], $7::int[], $8::timestamptz[], $9::int[]) "
+                "AS u(id, lease_token, status, next_at, step, number, code, at, duration) "
                 "WHERE d.id = u.id AND d.lease_token = u.lease_token",
                 [o.attempt.delivery_id for o in outcomes],
                 [o.job.lease_token for o in outcomes],
@@ -494,6 +495,7 @@ class PostgresStore(Store):
                 [o.attempt.number for o in outcomes],
                 [o.attempt.response_status for o in outcomes],
                 [o.attempt.started_at for o in outcomes],
+                [o.attempt.duration_ms for o in outcomes],
             )
 
     async def release(self, jobs: list[Job], now: datetime) -> None:

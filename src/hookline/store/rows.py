@@ -75,6 +75,7 @@ def delivery_from(row: Row) -> Delivery:
         next_attempt_at=row["next_attempt_at"],
         last_status_code=row["last_status_code"],
         created_at=row["created_at"],
+        last_duration_ms=row["last_duration_ms"],
     )
 
 

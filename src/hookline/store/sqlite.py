@@ -508,6 +508,7 @@ class SqliteStore(Store):
                     outcome.schedule_step,
                     a.number,
                     a.response_status,
+                    a.duration_ms,
                     _us(a.started_at),
                     a.delivery_id,
                     outcome.job.lease_token,
@@ -526,7 +527,7 @@ class SqliteStore(Store):
                 conn.executemany(
                     "UPDATE deliveries SET status = ?, next_attempt_at = ?, schedule_step = ?, "
                     "attempts_count = max(attempts_count, ?), last_status_code = ?, "
-                    "updated_at = ?, lease_token = NULL, manual = 0 "
+                    "last_duration_ms = ?, updated_at = ?, lease_token = NULL, manual = 0 "
                     "WHERE id = ? AND lease_token = ?",
                     updates,
                 )

@@ -1,4 +1,6 @@
--- the web UI: sign-in sessions and test inboxes
+-- the web UI: sign-in sessions, test inboxes, and each delivery's last attempt duration
+
+ALTER TABLE deliveries ADD COLUMN last_duration_ms integer;
 
 CREATE TABLE ui_sessions (
     token_hash  text PRIMARY KEY,
