@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from fastapi import FastAPI, Request
@@ -13,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
+from .. import ui
 from ..__about__ import __version__
 from ..config import Settings
 from ..errors import (
@@ -27,6 +29,8 @@ from ..errors import (
 )
 from ..runtime import Runtime, first_key_notice
 from ..service import Clock, utcnow
+from ..ui import SignInRequired
+from ..ui.routes import render_error
 from .routes import router
 
 _STATUS: dict[type[HooklineError], int] = {
@@ -59,8 +63,16 @@ def _status_for(exc: HooklineError) -> int:
     return 500
 
 
+def _wants_json(request: Request) -> bool:
+    """API routes answer JSON; the UI's pages answer HTML."""
+    path = request.url.path
+    return path.startswith(("/api/", "/inbox/", "/healthz", "/openapi"))
+
+
 async def _hookline_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HooklineError)
+    if not _wants_json(request):
+        return render_error(request, _status_for(exc), exc.detail)
     extra: dict[str, Any] = {}
     if isinstance(exc, InvalidInput):
         extra["errors"] = [{"field": exc.field, "message": exc.message}]
@@ -79,6 +91,8 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if not _wants_json(request) and exc.status_code == 404:
+        return render_error(request, 404, "There is no page at this address.")
     codes = {404: "not_found", 405: "method_not_allowed"}
     return problem(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail))
 
@@ -108,10 +122,35 @@ def create_app(settings: Settings, *, dispatch: bool = True, clock: Clock = utcn
     app.add_exception_handler(HooklineError, _hookline_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(SignInRequired, _sign_in_first)
+    app.middleware("http")(_security_headers)
     app.include_router(router)
-
-    @app.get("/", include_in_schema=False)
-    async def root() -> Response:
-        return RedirectResponse("/docs")
-
+    app.include_router(ui.router)
+    app.mount("/static", ui.static_files, name="static")
     return app
+
+
+async def _sign_in_first(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SignInRequired)
+    return RedirectResponse(f"/sign-in?next={quote(exc.path)}", status_code=303)
+
+
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; object-src 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
+
+
+async def _security_headers(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    response = await call_next(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    # Swagger UI at /docs loads its own assets: the strict policy is for hookline's pages
+    if not request.url.path.startswith(("/docs", "/redoc")):
+        for name, value in _PAGE_HEADERS.items():
+            response.headers.setdefault(name, value)
+    return response
