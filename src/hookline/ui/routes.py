@@ -470,7 +470,7 @@ async def delivery_page(
         webhook=webhook,
         attempts=attempts,
         request_body=_pretty(event.payload),
-        first=detail.attempts[-1] if detail.attempts else None,
+        latest=detail.attempts[-1] if detail.attempts else None,
     )
 
 
