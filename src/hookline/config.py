@@ -27,6 +27,12 @@ def _bool(text: str) -> bool:
     raise ValueError(f"not a boolean: {text!r} (use true or false)")
 
 
+def _log_format(text: str) -> str:
+    if text not in ("text", "json"):
+        raise ValueError(f"not a log format: {text!r} (use text or json)")
+    return text
+
+
 def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     return tuple(
         ipaddress.ip_network(p.strip(), strict=False) for p in text.split(",") if p.strip()
@@ -138,8 +144,55 @@ class Settings:
         "the packaged catalog.",
     )
     concurrency: int = _setting(
-        64, "HOOKLINE_CONCURRENCY", "Requests a dispatcher keeps in flight at most.", int
+        64,
+        "HOOKLINE_CONCURRENCY",
+        "First attempts a dispatcher keeps in flight at most.",
+        int,
     )
+    retry_concurrency: int = _setting(
+        16,
+        "HOOKLINE_RETRY_CONCURRENCY",
+        "Retries a dispatcher keeps in flight at most, in slots of their own: a wave of "
+        "retries never delays fresh events.",
+        int,
+    )
+    max_in_flight: int = _setting(
+        8,
+        "HOOKLINE_MAX_IN_FLIGHT",
+        "Requests in flight to one webhook at most, unless the webhook sets its own: a slow "
+        "receiver cannot take every slot.",
+        int,
+    )
+    disable_after: float = _setting(
+        5 * 86400.0,
+        "HOOKLINE_DISABLE_AFTER",
+        "A webhook whose every attempt has failed for this long is disabled (410 Gone "
+        "disables at once).",
+        parse_duration,
+    )
+    failing_alert_after: int = _setting(
+        10,
+        "HOOKLINE_FAILING_ALERT_AFTER",
+        "Consecutive failed attempts after which hookline.webhook_failing is published.",
+        int,
+    )
+    replay_rate: float = _setting(
+        50.0,
+        "HOOKLINE_REPLAY_RATE",
+        "Replayed deliveries are made due at most this many per second.",
+        float,
+    )
+    ordered_failed_blocks: bool = _setting(
+        False,
+        "HOOKLINE_ORDERED_FAILED_BLOCKS",
+        "For ordered webhooks: a delivery that failed for good holds back the ones after it "
+        "until it is redelivered (default: it lets them go).",
+        _bool,
+    )
+    log_format: str = _setting(
+        "text", "HOOKLINE_LOG_FORMAT", "text, or json for one JSON object a line.", _log_format
+    )
+    log_level: str = _setting("INFO", "HOOKLINE_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR.")
     claim_batch: int = _setting(
         200, "HOOKLINE_CLAIM_BATCH", "Due deliveries a dispatcher claims at once at most.", int
     )
@@ -196,6 +249,8 @@ class Settings:
             "purge_batch",
             "inbox_keep",
             "inbox_body_max",
+            "retry_concurrency",
+            "max_in_flight",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")

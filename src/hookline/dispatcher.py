@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 
 from .__about__ import __version__
@@ -21,10 +22,11 @@ from .config import Settings
 from .egress import Egress, HttpResult
 from .errors import StoreUnavailable
 from .ids import new_id
-from .models import Attempt, DeliveryStatus, Job, Outcome
+from .models import Attempt, DeliveryStatus, Job, Lane, Outcome, WebhookAlert
 from .retry import RetryPolicy, parse_retry_after
 from .signing import signature_headers
 from .store import Store
+from .store.base import RecordRules
 
 log = logging.getLogger("hookline.dispatcher")
 
@@ -80,15 +82,45 @@ def outcome_of(
             schedule_step=step,
         )
     finished = started_at + timedelta(milliseconds=result.duration_ms)
+    if result.status == 410:
+        # gone for good: no retries, and the webhook is disabled
+        return Outcome(
+            job=job,
+            attempt=attempt,
+            status=DeliveryStatus.FAILED,
+            next_attempt_at=None,
+            schedule_step=step,
+            disable_reason="the receiver answered 410 Gone",
+        )
     retry_after = parse_retry_after(_header(result.headers, "retry-after"), finished)
     next_at = policy.next_attempt(step, finished, retry_after)
+    pause = None
+    if result.status in (429, 503) and retry_after is not None:
+        # the receiver asked for a break: the whole webhook waits, not only this delivery
+        pause = finished + timedelta(seconds=min(retry_after, policy.retry_after_max))
     return Outcome(
         job=job,
         attempt=attempt,
         status=DeliveryStatus.PENDING if next_at else DeliveryStatus.FAILED,
         next_attempt_at=next_at,
         schedule_step=step,
+        pause_webhook_until=pause,
     )
+
+
+class _RateLimit:
+    """Spaces one webhook's requests ``1/rate`` seconds apart (in this process)."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        now = time.monotonic()
+        slot = max(now, self._next)
+        self._next = slot + 1 / self.rate
+        if slot > now:
+            await asyncio.sleep(slot - now)
 
 
 class _Backoff:
@@ -111,6 +143,11 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
 
 
+#: what the dispatcher reports after recording a batch: webhook alerts, deliveries that failed
+#: for good
+AlertSink = Callable[[list[WebhookAlert], list[Outcome]], Awaitable[None]]
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -119,17 +156,29 @@ class Dispatcher:
         egress: Egress,
         *,
         clock: Callable[[], datetime],
+        on_alerts: AlertSink | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.egress = egress
         self.clock = clock
         self.policy = settings.retry_policy
+        self._on_alerts = on_alerts
+        self._rules = RecordRules(
+            disable_after=timedelta(seconds=settings.disable_after),
+            failing_threshold=settings.failing_alert_after,
+        )
         self._wake = asyncio.Event()
-        self._in_flight: dict[asyncio.Task[None], Job] = {}
+        self._slots = {Lane.FIRST: settings.concurrency, Lane.RETRY: settings.retry_concurrency}
+        self._in_flight: dict[Lane, dict[asyncio.Task[None], Job]] = {lane: {} for lane in Lane}
+        self._rate_limits: dict[str, _RateLimit] = {}
         self._finished: list[Outcome] = []
         self._finished_event = asyncio.Event()
         self._closing = False
+
+    @property
+    def in_flight(self) -> int:
+        return sum(len(tasks) for tasks in self._in_flight.values())
 
     def wake(self) -> None:
         """Look for due deliveries now (something was published or became due)."""
@@ -156,25 +205,38 @@ class Dispatcher:
             await self._shutdown(writer)
 
     async def _claim_and_send(self) -> bool:
-        """Claim as many due deliveries as there are free slots; True if a full batch came."""
-        free = self.settings.concurrency - len(self._in_flight)
-        if free <= 0:
+        """Claim for each lane as many due deliveries as it has free slots; True when there may
+        be more due at once (a lane got a full batch, or every slot is taken)."""
+        more = False
+        full = 0
+        for lane, slots in self._slots.items():
+            free = slots - len(self._in_flight[lane])
+            if free <= 0:
+                full += 1
+                continue
+            want = min(free, self.settings.claim_batch)
+            now = self.clock()
+            jobs = await self.store.claim(
+                now,
+                want,
+                now + timedelta(seconds=self.settings.lease_seconds),
+                new_id("lease"),
+                lane,
+                self.settings.ordered_failed_blocks,
+            )
+            for job in jobs:
+                task = asyncio.create_task(self._send(job))
+                self._in_flight[lane][task] = job
+                task.add_done_callback(functools.partial(self._done, lane))
+            more = more or len(jobs) == want
+        if full == len(self._slots):
             self._wake.clear()
             await self._wake.wait()  # a finishing request wakes us
             return True
-        want = min(free, self.settings.claim_batch)
-        now = self.clock()
-        jobs = await self.store.claim(
-            now, want, now + timedelta(seconds=self.settings.lease_seconds), new_id("lease")
-        )
-        for job in jobs:
-            task = asyncio.create_task(self._send(job))
-            self._in_flight[task] = job
-            task.add_done_callback(self._done)
-        return len(jobs) == want
+        return more
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.pop(task, None)
+    def _done(self, lane: Lane, task: asyncio.Task[None]) -> None:
+        self._in_flight[lane].pop(task, None)
         self._wake.set()
 
     async def _idle(self, stop: asyncio.Event) -> None:
@@ -192,6 +254,11 @@ class Dispatcher:
                 waiter.cancel()
 
     async def _send(self, job: Job) -> None:
+        if job.rate_limit:
+            limit = self._rate_limits.get(job.webhook_id)
+            if limit is None or limit.rate != job.rate_limit:
+                limit = self._rate_limits[job.webhook_id] = _RateLimit(job.rate_limit)
+            await limit.wait()
         started_at = self.clock()
         headers = request_headers(job, started_at, self.settings.signature_header)
         result = await self.egress.post(job.url, headers, job.payload)
@@ -215,7 +282,7 @@ class Dispatcher:
                 continue
             batch, self._finished = self._finished, []
             try:
-                await self.store.record(batch)
+                alerts = await self.store.record(batch, self.clock(), self._rules)
             except StoreUnavailable as exc:
                 now = time.monotonic()
                 failing_since = failing_since or now
@@ -229,12 +296,29 @@ class Dispatcher:
             failing_since = None
             backoff.reset()
             self._wake.set()  # a retry may now be the earliest due: re-plan the sleep
+            await self._report(alerts, batch)
+
+    async def _report(self, alerts: list[WebhookAlert], batch: list[Outcome]) -> None:
+        failed = [o for o in batch if o.status is DeliveryStatus.FAILED]
+        for webhook_alert in alerts:
+            log.warning(
+                "webhook %s %s: %s",
+                webhook_alert.webhook_id,
+                webhook_alert.kind,
+                webhook_alert.reason,
+            )
+        if self._on_alerts is not None and (alerts or failed):
+            try:
+                await self._on_alerts(alerts, failed)
+            except Exception:
+                log.exception("could not publish operational events")
 
     async def _shutdown(self, writer: asyncio.Task[None]) -> None:
-        if self._in_flight:
-            await asyncio.wait(list(self._in_flight), timeout=self.settings.attempt_timeout + 1)
-        unfinished = list(self._in_flight.values())
-        for task in list(self._in_flight):
+        tasks = {task: job for lane in self._in_flight.values() for task, job in lane.items()}
+        if tasks:
+            await asyncio.wait(list(tasks), timeout=self.settings.attempt_timeout + 1)
+        unfinished = [job for task, job in tasks.items() if not task.done()]
+        for task in tasks:
             task.cancel()
         self._closing = True
         self._finished_event.set()

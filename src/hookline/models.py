@@ -19,6 +19,7 @@ class DeliveryStatus(enum.StrEnum):
     DELIVERING = "delivering"  #: leased by a dispatcher; an attempt is in flight
     SUCCEEDED = "succeeded"  #: the receiver answered 2xx
     FAILED = "failed"  #: every scheduled attempt failed; only a redelivery sends it again
+    SKIPPED = "skipped"  #: published while its webhook was disabled; a replay sends it
 
 
 class ErrorKind(enum.StrEnum):
@@ -75,6 +76,19 @@ class Webhook:
     secret: str | None = field(repr=False)
     created_at: datetime
     updated_at: datetime
+    #: requests in flight to this webhook at most, across every dispatcher
+    max_in_flight: int = 8
+    #: requests per second at most (per dispatching process), or None
+    rate_limit: float | None = None
+    #: one delivery at a time, in publish order
+    ordered: bool = False
+    #: set when hookline disabled it by itself, with why
+    disabled_at: datetime | None = None
+    disabled_reason: str | None = None
+    #: since when every attempt has failed (None after a success)
+    failing_since: datetime | None = None
+    #: the receiver asked to be left alone (429/503 with Retry-After) until then
+    paused_until: datetime | None = None
 
     @property
     def has_secret(self) -> bool:
@@ -179,6 +193,10 @@ class Job:
     schedule_step: int
     manual: bool
     lease_token: str
+    #: the event's topic
+    topic: str = ""
+    #: the webhook's rate limit (requests per second), if any
+    rate_limit: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -190,6 +208,33 @@ class Outcome:
     status: DeliveryStatus
     next_attempt_at: datetime | None
     schedule_step: int
+    #: the receiver asked for a pause (429/503 with Retry-After): hold the whole webhook
+    pause_webhook_until: datetime | None = None
+    #: disable the webhook at once, saying why (410 Gone)
+    disable_reason: str | None = None
+
+
+class Lane(enum.Enum):
+    """Claims come in two lanes, each with its own slots: first attempts never queue behind
+    retries."""
+
+    FIRST = "first"  #: deliveries never attempted
+    RETRY = "retry"  #: deliveries attempted before
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookAlert:
+    """Something an operator wants to hear about a webhook, from recording attempts."""
+
+    tenant_id: str
+    webhook_id: str
+    name: str
+    url: str
+    #: "disabled" or "failing"
+    kind: str
+    reason: str
+    consecutive_failures: int
+    failing_since: datetime | None
 
 
 # -- the web UI ----------------------------------------------------------------------------------

@@ -51,7 +51,9 @@ class Runtime:
                 local_prefix=settings.inbox_prefix,
                 local_capture=self.service.inboxes.capture,
             )
-            self.dispatcher = Dispatcher(self.store, settings, self._egress, clock=clock)
+            self.dispatcher = Dispatcher(
+                self.store, settings, self._egress, clock=clock, on_alerts=self.service.announce
+            )
             self.service.on_due(self.dispatcher.wake)
 
     async def start(self) -> str | None:

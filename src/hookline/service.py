@@ -27,10 +27,13 @@ from .models import (
     Delivery,
     DeliveryDetail,
     DeliveryFilter,
+    DeliveryStatus,
     Event,
+    Outcome,
     Page,
     Topic,
     Webhook,
+    WebhookAlert,
     WebhookSummary,
 )
 from .sessions import Sessions
@@ -47,6 +50,15 @@ MAX_URL = 2048
 MAX_SECRET = 1024
 MAX_IDEMPOTENCY_KEY = 255
 MAX_PAGE = 500
+MAX_IN_FLIGHT = 100
+MAX_RATE_LIMIT = 10_000
+#: hookline's own topics start with this
+OPERATIONAL_PREFIX = "hookline."
+REPLAYABLE = {
+    "failed": (DeliveryStatus.FAILED, DeliveryStatus.SKIPPED),
+    "skipped": (DeliveryStatus.SKIPPED,),
+    "all": (DeliveryStatus.FAILED, DeliveryStatus.SKIPPED, DeliveryStatus.SUCCEEDED),
+}
 
 
 class _Unset:
@@ -192,6 +204,20 @@ class Service:
         _refuse_control_characters("secret", secret)
         return secret, None
 
+    def _check_limits(self, max_in_flight: Any, rate_limit: Any, ordered: Any) -> dict[str, Any]:
+        if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int):
+            raise InvalidInput("max_in_flight", "a whole number of requests")
+        if not 1 <= max_in_flight <= MAX_IN_FLIGHT:
+            raise InvalidInput("max_in_flight", f"between 1 and {MAX_IN_FLIGHT}")
+        if rate_limit is not None:
+            if isinstance(rate_limit, bool) or not isinstance(rate_limit, int | float):
+                raise InvalidInput("rate_limit", "requests per second, or null for no limit")
+            if not 0 < rate_limit <= MAX_RATE_LIMIT:
+                raise InvalidInput("rate_limit", f"more than 0 and at most {MAX_RATE_LIMIT}")
+        if not isinstance(ordered, bool):
+            raise InvalidInput("ordered", "must be true or false")
+        return {"max_in_flight": max_in_flight, "rate_limit": rate_limit, "ordered": ordered}
+
     async def create_webhook(
         self,
         tenant_id: str,
@@ -201,10 +227,18 @@ class Service:
         topics: Any,
         secret: Any = None,
         enabled: Any = True,
+        max_in_flight: Any = None,
+        rate_limit: Any = None,
+        ordered: Any = False,
     ) -> SavedWebhook:
         stored_secret, revealed = self._check_secret(secret)
         if not isinstance(enabled, bool):
             raise InvalidInput("enabled", "must be true or false")
+        limits = self._check_limits(
+            self.settings.max_in_flight if max_in_flight is None else max_in_flight,
+            rate_limit,
+            ordered,
+        )
         now = self.clock()
         webhook = Webhook(
             id=new_id("wh"),
@@ -216,6 +250,7 @@ class Service:
             secret=stored_secret,
             created_at=now,
             updated_at=now,
+            **limits,
         )
         await self.store.insert_webhook(webhook)
         return SavedWebhook(webhook=webhook, generated_secret=revealed)
@@ -238,6 +273,9 @@ class Service:
         topics: Any = UNSET,
         secret: Any = UNSET,
         enabled: Any = UNSET,
+        max_in_flight: Any = UNSET,
+        rate_limit: Any = UNSET,
+        ordered: Any = UNSET,
     ) -> SavedWebhook:
         webhook = await self.store.get_webhook(tenant_id, webhook_id)
         changes: dict[str, Any] = {}
@@ -254,6 +292,16 @@ class Service:
             if not isinstance(enabled, bool):
                 raise InvalidInput("enabled", "must be true or false")
             changes["enabled"] = enabled
+            if enabled:
+                changes.update(disabled_at=None, disabled_reason=None)
+        if (max_in_flight, rate_limit, ordered) != (UNSET, UNSET, UNSET):
+            changes.update(
+                self._check_limits(
+                    webhook.max_in_flight if max_in_flight is UNSET else max_in_flight,
+                    webhook.rate_limit if rate_limit is UNSET else rate_limit,
+                    webhook.ordered if ordered is UNSET else ordered,
+                )
+            )
         if changes:
             webhook = replace(webhook, **changes, updated_at=self.clock())
             await self.store.update_webhook(webhook)
@@ -379,6 +427,69 @@ class Service:
             ChartBucket(start=since + timedelta(hours=index), counts=bucket)
             for index, bucket in enumerate(counts)
         ]
+
+    async def replay(
+        self,
+        tenant_id: str,
+        webhook_id: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        status: str = "failed",
+    ) -> int:
+        """Send again what did not arrive ("failed": failed and skipped deliveries) or
+        everything ("all") created in the range, spaced at the replay rate; return how many."""
+        chosen = REPLAYABLE.get(status)
+        if chosen is None:
+            raise InvalidInput("status", f"one of {', '.join(REPLAYABLE)}")
+        spacing = timedelta(seconds=1 / self.settings.replay_rate)
+        count = await self.store.replay(
+            tenant_id, webhook_id, chosen, since, until, self.clock(), spacing
+        )
+        if count:
+            self._wake()
+        return count
+
+    async def announce(self, alerts: list[WebhookAlert], failed: list[Outcome]) -> None:
+        """Publish hookline's own events about webhooks and deliveries, to whoever subscribes
+        to them, through the same pipeline. Nothing is said about deliveries of these events
+        themselves: a failing alert receiver must not feed itself."""
+        for alert in alerts:
+            topic = (
+                "hookline.webhook_disabled"
+                if alert.kind == "disabled"
+                else ("hookline.webhook_failing")
+            )
+            await self.publish_data(
+                alert.tenant_id,
+                topic,
+                {
+                    "webhook_id": alert.webhook_id,
+                    "name": alert.name,
+                    "url": alert.url,
+                    "reason": alert.reason,
+                    "consecutive_failures": alert.consecutive_failures,
+                    "failing_since": alert.failing_since.isoformat()
+                    if alert.failing_since
+                    else None,
+                },
+            )
+        for outcome in failed:
+            if outcome.job.topic.startswith(OPERATIONAL_PREFIX):
+                continue
+            attempt = outcome.attempt
+            await self.publish_data(
+                outcome.job.tenant_id,
+                "hookline.delivery_failed",
+                {
+                    "delivery_id": outcome.job.delivery_id,
+                    "webhook_id": outcome.job.webhook_id,
+                    "topic": outcome.job.topic,
+                    "attempts": attempt.number,
+                    "last_status_code": attempt.response_status,
+                    "error_kind": attempt.error_kind.value if attempt.error_kind else None,
+                },
+            )
 
     async def redeliver(self, tenant_id: str, delivery_id: str) -> Delivery:
         """Send the delivery again now, same payload and webhook-id."""

@@ -14,12 +14,19 @@ from hookline.models import (
     DeliveryStatus,
     ErrorKind,
     Job,
+    Lane,
     Outcome,
     Webhook,
 )
 from hookline.store import NewEvent, Store
+from hookline.store.base import RecordRules
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+RULES = RecordRules(disable_after=timedelta(days=5), failing_threshold=3)
+
+
+async def record(store: Store, outcomes, now: datetime = T0):
+    return await store.record(outcomes, now, RULES)
 
 
 def webhook(
@@ -107,7 +114,7 @@ async def test_webhook_pages_are_newest_first(store: Store):
     assert third.next_cursor is None
 
 
-async def test_an_event_fans_out_to_enabled_subscribers_of_its_topic_only(store: Store):
+async def test_an_event_fans_out_to_its_topics_subscribers_skipping_disabled_ones(store: Store):
     subscribed = webhook()
     other_topic = webhook(topics=("employee_update",))
     disabled = webhook(enabled=False)
@@ -115,12 +122,15 @@ async def test_an_event_fans_out_to_enabled_subscribers_of_its_topic_only(store:
     for hook in (subscribed, other_topic, disabled, other_tenant):
         await store.insert_webhook(hook)
     stored = await store.insert_event(event())
-    assert stored.event.deliveries_count == 1 and not stored.replayed
+    assert stored.event.deliveries_count == 2 and not stored.replayed
     page = await store.list_deliveries(DeliveryFilter(tenant_id="default"), None, 10)
-    assert [(d.webhook_id, d.status) for d in page.items] == [
-        (subscribed.id, DeliveryStatus.PENDING)
-    ]
+    assert sorted((d.webhook_id, d.status) for d in page.items) == sorted(
+        [(subscribed.id, DeliveryStatus.PENDING), (disabled.id, DeliveryStatus.SKIPPED)]
+    )
+    skipped = next(d for d in page.items if d.status is DeliveryStatus.SKIPPED)
+    assert skipped.next_attempt_at is None
     assert (await store.get_event("default", stored.event.id)).payload == stored.event.payload
+    assert len(await store.claim(T0, 10, T0 + timedelta(seconds=30), "a")) == 1
 
 
 async def test_a_repeated_idempotency_key_stores_nothing_new(store: Store):
@@ -168,7 +178,7 @@ async def test_record_moves_deliveries_on_and_keeps_attempts(store: Store):
     await store.insert_event(event())
     [job] = await store.claim(T0, 10, T0 + timedelta(seconds=30), "lease-a")
     retry_at = T0 + timedelta(seconds=5)
-    await store.record([outcome(job, DeliveryStatus.PENDING, 500, T0, retry_at)])
+    await record(store, [outcome(job, DeliveryStatus.PENDING, 500, T0, retry_at)])
     detail = await store.get_delivery("default", job.delivery_id)
     assert detail.delivery.status is DeliveryStatus.PENDING
     assert detail.delivery.next_attempt_at == retry_at
@@ -178,9 +188,12 @@ async def test_record_moves_deliveries_on_and_keeps_attempts(store: Store):
     assert attempt.request_body == job.payload
     assert await store.next_due_at() == retry_at
     assert await store.claim(T0, 10, T0 + timedelta(seconds=30), "early") == []
-    [retry] = await store.claim(retry_at, 10, retry_at + timedelta(seconds=30), "lease-b")
+    assert await store.claim(retry_at, 10, retry_at + timedelta(seconds=30), "first") == []
+    [retry] = await store.claim(
+        retry_at, 10, retry_at + timedelta(seconds=30), "lease-b", Lane.RETRY
+    )
     assert retry.attempt_number == 2 and retry.schedule_step == 1
-    await store.record([outcome(retry, DeliveryStatus.SUCCEEDED, 200, retry_at)])
+    await record(store, [outcome(retry, DeliveryStatus.SUCCEEDED, 200, retry_at)])
     detail = await store.get_delivery("default", job.delivery_id)
     assert detail.delivery.status is DeliveryStatus.SUCCEEDED
     assert [a.number for a in detail.attempts] == [1, 2]
@@ -193,7 +206,7 @@ async def test_a_stale_lease_cannot_overwrite_a_newer_claim(store: Store):
     [stale] = await store.claim(T0, 10, T0 + timedelta(seconds=1), "old")
     later = T0 + timedelta(seconds=2)
     [fresh] = await store.claim(later, 10, later + timedelta(seconds=30), "new")
-    await store.record([outcome(stale, DeliveryStatus.FAILED, 500, T0)])
+    await record(store, [outcome(stale, DeliveryStatus.FAILED, 500, T0)])
     detail = await store.get_delivery("default", fresh.delivery_id)
     assert detail.delivery.status is DeliveryStatus.DELIVERING
     assert len(detail.attempts) == 1  # the stale attempt happened and is kept
@@ -203,11 +216,11 @@ async def test_redeliver_makes_a_finished_delivery_due_for_one_manual_attempt(st
     await store.insert_webhook(webhook())
     await store.insert_event(event())
     [job] = await store.claim(T0, 10, T0 + timedelta(seconds=30), "a")
-    await store.record([outcome(job, DeliveryStatus.SUCCEEDED, 200, T0)])
+    await record(store, [outcome(job, DeliveryStatus.SUCCEEDED, 200, T0)])
     later = T0 + timedelta(minutes=1)
     delivery = await store.redeliver("default", job.delivery_id, later)
     assert delivery.status is DeliveryStatus.PENDING
-    [manual] = await store.claim(later, 10, later + timedelta(seconds=30), "b")
+    [manual] = await store.claim(later, 10, later + timedelta(seconds=30), "b", Lane.RETRY)
     assert manual.manual and manual.delivery_id == job.delivery_id and manual.attempt_number == 2
     with pytest.raises(NotFound):
         await store.redeliver("acme", job.delivery_id, later)
@@ -268,7 +281,7 @@ async def test_purge_deletes_old_events_with_their_history_in_batches(store: Sto
     old = [await store.insert_event(event()) for _ in range(3)]
     recent = await store.insert_event(event(created_at=T0 + timedelta(days=2)))
     [job, *_] = await store.claim(T0, 1, T0 + timedelta(seconds=30), "a")
-    await store.record([outcome(job, DeliveryStatus.SUCCEEDED, 200, T0)])
+    await record(store, [outcome(job, DeliveryStatus.SUCCEEDED, 200, T0)])
     key = dict(
         idempotency_key="k", request_hash="h", idempotency_expires_at=T0 + timedelta(hours=1)
     )
@@ -339,9 +352,10 @@ async def test_webhook_summaries_and_delivery_counts(store: Store):
     for _ in range(3):
         await store.insert_event(event(created_at=now, only_webhook_id=busy.id))
     jobs = await store.claim(now, 10, now + timedelta(seconds=30), "a")
-    await store.record(
+    await record(
+        store,
         [outcome(jobs[0], DeliveryStatus.SUCCEEDED, 200, now)]
-        + [outcome(job, DeliveryStatus.FAILED, 500, now) for job in jobs[1:]]
+        + [outcome(job, DeliveryStatus.FAILED, 500, now) for job in jobs[1:]],
     )
     summaries = await store.webhook_summaries(
         "default", [busy.id, idle.id], now - timedelta(hours=24)
@@ -354,3 +368,160 @@ async def test_webhook_summaries_and_delivery_counts(store: Store):
     )
     assert len(counts) == 24 and counts[-1] == {"succeeded": 1, "failed": 2}
     assert sum(sum(bucket.values()) for bucket in counts[:-1]) == 0
+
+
+def lease(at: datetime) -> datetime:
+    return at + timedelta(seconds=30)
+
+
+async def test_claims_respect_each_webhooks_free_slots(store: Store):
+    narrow, other = webhook(max_in_flight=2), webhook()
+    await store.insert_webhook(narrow)
+    await store.insert_webhook(other)
+    for _ in range(5):
+        await store.insert_event(event(only_webhook_id=narrow.id))
+    await store.insert_event(event(only_webhook_id=other.id))
+    first = await store.claim(T0, 100, lease(T0), "a")
+    assert sorted(job.webhook_id for job in first) == sorted([narrow.id, narrow.id, other.id])
+    assert await store.claim(T0, 100, lease(T0), "b") == []  # narrow is full
+    await record(store, [outcome(first[0], DeliveryStatus.SUCCEEDED, 200, T0)])
+    if first[0].webhook_id == narrow.id:
+        assert len(await store.claim(T0, 100, lease(T0), "c")) == 1
+
+
+async def test_first_attempts_and_retries_are_claimed_in_separate_lanes(store: Store):
+    await store.insert_webhook(webhook())
+    await store.insert_event(event())
+    [job] = await store.claim(T0, 10, lease(T0), "a")
+    await record(store, [outcome(job, DeliveryStatus.PENDING, 500, T0, T0)])
+    await store.insert_event(event())
+    [fresh] = await store.claim(T0, 10, lease(T0), "b", Lane.FIRST)
+    assert fresh.attempt_number == 1
+    [retry] = await store.claim(T0, 10, lease(T0), "c", Lane.RETRY)
+    assert retry.delivery_id == job.delivery_id and retry.attempt_number == 2
+
+
+async def test_a_receiver_that_asked_for_a_pause_gets_it(store: Store):
+    hook = webhook()
+    await store.insert_webhook(hook)
+    for _ in range(3):
+        await store.insert_event(event())
+    [job] = await store.claim(T0, 1, lease(T0), "a")
+    until = T0 + timedelta(seconds=60)
+    paused = outcome(job, DeliveryStatus.PENDING, 429, T0, until)
+    await record(store, [Outcome(**{**_fields(paused), "pause_webhook_until": until})])
+    assert (await store.get_webhook("default", hook.id)).paused_until == until
+    # nothing of this webhook goes before the pause ends, first attempts included
+    assert await store.claim(T0 + timedelta(seconds=59), 10, lease(T0), "b") == []
+    after = T0 + timedelta(seconds=61)
+    assert len(await store.claim(after, 10, lease(after), "c")) == 2
+
+
+def _fields(value):
+    return {name: getattr(value, name) for name in value.__dataclass_fields__}
+
+
+@pytest.mark.parametrize("failed_blocks", [False, True])
+async def test_an_ordered_webhook_gets_one_delivery_at_a_time_in_order(
+    store: Store, failed_blocks: bool
+):
+    hook = webhook(ordered=True)
+    await store.insert_webhook(hook)
+    ids = [(await store.insert_event(event())).delivery_ids[0] for _ in range(3)]
+
+    async def claim_one(at, token):
+        jobs = await store.claim(at, 10, lease(at), token, Lane.FIRST, failed_blocks)
+        jobs += await store.claim(at, 10, lease(at), token + "r", Lane.RETRY, failed_blocks)
+        return jobs
+
+    [first] = await claim_one(T0, "a")
+    assert first.delivery_id == ids[0]
+    assert await claim_one(T0, "b") == []  # the head is in flight
+    retry_at = T0 + timedelta(seconds=5)
+    await record(store, [outcome(first, DeliveryStatus.PENDING, 500, T0, retry_at)])
+    assert await claim_one(T0 + timedelta(seconds=1), "c") == []  # the head waits its retry
+    [again] = await claim_one(retry_at, "d")
+    assert again.delivery_id == ids[0]
+    await record(store, [outcome(again, DeliveryStatus.FAILED, 500, retry_at)])
+    later = retry_at + timedelta(seconds=1)
+    if failed_blocks:
+        assert await claim_one(later, "e") == []
+        await store.redeliver("default", ids[0], later)
+        [redo] = await claim_one(later, "f")
+        assert redo.delivery_id == ids[0]
+    else:
+        [second] = await claim_one(later, "e")
+        assert second.delivery_id == ids[1]
+
+
+async def test_410_disables_at_once_and_long_failure_streaks_disable_too(store: Store):
+    gone, flaky, dying = webhook(), webhook(), webhook()
+    for hook in (gone, flaky, dying):
+        await store.insert_webhook(hook)
+        await store.insert_event(event(only_webhook_id=hook.id))
+        await store.insert_event(event(only_webhook_id=hook.id))
+    jobs = {job.webhook_id: job for job in await store.claim(T0, 10, lease(T0), "a")}
+    went = outcome(jobs[gone.id], DeliveryStatus.FAILED, 410, T0)
+    alerts = await record(
+        store,
+        [
+            Outcome(**{**_fields(went), "disable_reason": "the receiver answered 410 Gone"}),
+            outcome(jobs[flaky.id], DeliveryStatus.PENDING, 500, T0, T0),
+            outcome(jobs[dying.id], DeliveryStatus.PENDING, 500, T0, T0),
+        ],
+    )
+    assert [(a.webhook_id, a.kind) for a in alerts] == [(gone.id, "disabled")]
+    stored = await store.get_webhook("default", gone.id)
+    assert not stored.enabled and stored.disabled_reason == "the receiver answered 410 Gone"
+    # flaky recovers; dying fails on for five days (a controllable clock, not waiting)
+    later = T0 + timedelta(days=3)
+    retries = {j.webhook_id: j for j in await store.claim(later, 10, lease(later), "b", Lane.RETRY)}
+    await record(
+        store,
+        [
+            outcome(retries[flaky.id], DeliveryStatus.SUCCEEDED, 200, later),
+            outcome(retries[dying.id], DeliveryStatus.PENDING, 500, later, later),
+        ],
+        later,
+    )
+    assert (await store.get_webhook("default", flaky.id)).failing_since is None
+    assert (await store.get_webhook("default", dying.id)).failing_since == T0
+    end = T0 + timedelta(days=5, seconds=1)
+    [last] = await store.claim(end, 10, lease(end), "c", Lane.RETRY)
+    alerts = await record(store, [outcome(last, DeliveryStatus.PENDING, 500, end, end)], end)
+    assert [(a.webhook_id, a.kind) for a in alerts] == [
+        (dying.id, "failing"),  # the third failure in a row crossed the threshold of 3
+        (dying.id, "disabled"),
+    ]
+    dead = await store.get_webhook("default", dying.id)
+    assert not dead.enabled and "every attempt failed since" in (dead.disabled_reason or "")
+    assert (await store.get_webhook("default", flaky.id)).enabled
+    # enabling it again starts afresh
+    await store.update_webhook(
+        Webhook(**{**_fields(dead), "enabled": True, "disabled_at": None, "disabled_reason": None})
+    )
+    revived = await store.get_webhook("default", dying.id)
+    assert revived.enabled and revived.failing_since is None and revived.disabled_reason is None
+
+
+async def test_replay_sends_failed_and_skipped_again_at_a_bounded_rate(store: Store):
+    hook = webhook()
+    await store.insert_webhook(hook)
+    for _ in range(2):
+        await store.insert_event(event())
+    jobs = await store.claim(T0, 10, lease(T0), "a")
+    await record(store, [outcome(j, DeliveryStatus.FAILED, 500, T0) for j in jobs])
+    await store.update_webhook(webhook(id=hook.id, enabled=False))
+    await store.insert_event(event())  # skipped: the webhook is disabled
+    await store.update_webhook(webhook(id=hook.id, enabled=True))
+    statuses = (DeliveryStatus.FAILED, DeliveryStatus.SKIPPED)
+    later = T0 + timedelta(hours=1)
+    count = await store.replay(
+        "default", hook.id, statuses, None, None, later, timedelta(seconds=1)
+    )
+    assert count == 3
+    due = await store.claim(later + timedelta(seconds=1), 10, lease(later), "b", Lane.RETRY)
+    due += await store.claim(later + timedelta(seconds=1), 10, lease(later), "c", Lane.FIRST)
+    assert len(due) == 2  # the third is due a second later: the rate is bounded
+    with pytest.raises(NotFound):
+        await store.replay("acme", hook.id, statuses, None, None, later, timedelta(seconds=1))

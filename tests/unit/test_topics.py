@@ -29,11 +29,18 @@ REFERENCE_TOPICS = [
 ]
 
 
-def test_the_catalog_ships_the_reference_products_topics():
-    assert Catalog.load().names() == REFERENCE_TOPICS
+OPERATIONAL_TOPICS = [
+    "hookline.webhook_disabled",
+    "hookline.webhook_failing",
+    "hookline.delivery_failed",
+]
 
 
-@pytest.mark.parametrize("name", REFERENCE_TOPICS)
+def test_the_catalog_ships_the_reference_products_topics_and_hooklines_own():
+    assert Catalog.load().names() == REFERENCE_TOPICS + OPERATIONAL_TOPICS
+
+
+@pytest.mark.parametrize("name", REFERENCE_TOPICS + OPERATIONAL_TOPICS)
 def test_every_example_matches_its_schema(name):
     topic = Catalog.load().get(name)
     assert topic.description and topic.group

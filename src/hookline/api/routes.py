@@ -73,6 +73,9 @@ async def create_webhook(body: s.WebhookCreate, svc: ServiceDep, tenant_id: Tena
         topics=body.topics,
         secret=body.secret,
         enabled=body.enabled,
+        max_in_flight=body.max_in_flight,
+        rate_limit=body.rate_limit,
+        ordered=body.ordered,
     )
     return _json(s.webhook_json(saved.webhook, saved.generated_secret), 201)
 
@@ -119,6 +122,27 @@ async def send_test(
 ) -> Response:
     sent = await svc.send_test(tenant_id, webhook_id, body.topic if body else None)
     return _json({"event_id": sent.event_id, "delivery_id": sent.delivery_id}, 202)
+
+
+@v1.post(
+    "/webhooks/{webhook_id}/replay",
+    status_code=202,
+    response_model=s.ReplayAccepted,
+    tags=["webhooks"],
+)
+async def replay(
+    webhook_id: str, svc: ServiceDep, tenant_id: TenantDep, body: s.ReplayRequest | None = None
+) -> Response:
+    """Send again, at a bounded rate, the deliveries that did not arrive (or all of them)."""
+    body = body or s.ReplayRequest()
+    count = await svc.replay(
+        tenant_id,
+        webhook_id,
+        since=_utc(body.since),
+        until=_utc(body.until),
+        status=body.status,
+    )
+    return _json({"replayed": count}, 202)
 
 
 # -- events ------------------------------------------------------------------------------------

@@ -37,6 +37,11 @@ class WebhookCreate(BaseModel):
         "random whsec_ secret, returned once in this response.",
     )
     enabled: Any = True
+    max_in_flight: Any = Field(
+        default=None, description="Requests in flight at most (default HOOKLINE_MAX_IN_FLIGHT)."
+    )
+    rate_limit: Any = Field(default=None, description="Requests per second at most, or null.")
+    ordered: Any = Field(default=False, description="One delivery at a time, in publish order.")
 
 
 class WebhookUpdate(BaseModel):
@@ -49,6 +54,9 @@ class WebhookUpdate(BaseModel):
         default=None, description='A new secret, "generate", or null to remove the secret.'
     )
     enabled: Any = None
+    max_in_flight: Any = None
+    rate_limit: Any = None
+    ordered: Any = None
 
 
 class TestRequest(BaseModel):
@@ -79,6 +87,28 @@ class WebhookOut(BaseModel):
     secret: str | None = Field(
         default=None, description="Only in the response that generated it; never again."
     )
+
+    max_in_flight: int
+    rate_limit: float | None
+    ordered: bool
+    disabled_at: str | None = Field(description="When hookline disabled it by itself.")
+    disabled_reason: str | None
+    failing_since: str | None = Field(description="Since when every attempt has failed.")
+
+
+class ReplayRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: datetime | None = None
+    until: datetime | None = None
+    status: str = Field(
+        default="failed",
+        description='"failed" (failed and skipped deliveries), "skipped", or "all".',
+    )
+
+
+class ReplayAccepted(BaseModel):
+    replayed: int
 
 
 class WebhookList(BaseModel):
@@ -183,6 +213,12 @@ def webhook_json(webhook: Webhook, generated_secret: str | None = None) -> dict[
         "has_secret": webhook.has_secret,
         "created_at": iso(webhook.created_at),
         "updated_at": iso(webhook.updated_at),
+        "max_in_flight": webhook.max_in_flight,
+        "rate_limit": webhook.rate_limit,
+        "ordered": webhook.ordered,
+        "disabled_at": iso(webhook.disabled_at),
+        "disabled_reason": webhook.disabled_reason,
+        "failing_since": iso(webhook.failing_since),
     }
     if generated_secret is not None:
         out["secret"] = generated_secret

@@ -11,20 +11,23 @@ import abc
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ..models import (
     Delivery,
     DeliveryDetail,
     DeliveryFilter,
+    DeliveryStatus,
     Event,
     Inbox,
     InboxRequest,
     Job,
+    Lane,
     Outcome,
     Page,
     Session,
     Webhook,
+    WebhookAlert,
     WebhookSummary,
 )
 
@@ -51,6 +54,29 @@ class StoredEvent:
     delivery_ids: tuple[str, ...]
     #: True when an Idempotency-Key matched an earlier publish and nothing new was stored
     replayed: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordRules:
+    """What recording attempts decides about their webhooks."""
+
+    #: disable a webhook whose every attempt has failed for this long
+    disable_after: timedelta
+    #: raise the failing alert when this many attempts in a row have failed
+    failing_threshold: int
+
+
+def alert(webhook: Webhook, kind: str, consecutive_failures: int, reason: str) -> WebhookAlert:
+    return WebhookAlert(
+        tenant_id=webhook.tenant_id,
+        webhook_id=webhook.id,
+        name=webhook.name,
+        url=webhook.url,
+        kind=kind,
+        reason=reason,
+        consecutive_failures=consecutive_failures,
+        failing_since=webhook.failing_since,
+    )
 
 
 class Store(abc.ABC):
@@ -108,7 +134,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def insert_event(self, new: NewEvent) -> StoredEvent:
-        """Store the event and one pending delivery per subscribed, enabled webhook, atomically.
+        """Store the event and one delivery per subscribed webhook, atomically: pending for an
+        enabled webhook, skipped for a disabled one.
 
         With an idempotency key already stored and unexpired, store nothing and return the
         original event (``replayed``); raise IdempotencyConflict if its request hash differs.
@@ -135,13 +162,39 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def claim(
-        self, now: datetime, limit: int, lease_until: datetime, lease_token: str
+        self,
+        now: datetime,
+        limit: int,
+        lease_until: datetime,
+        lease_token: str,
+        lane: Lane = Lane.FIRST,
+        failed_blocks: bool = False,
     ) -> list[Job]:
-        """Lease up to ``limit`` due deliveries (pending, or delivering with an expired lease)."""
+        """Lease up to ``limit`` due deliveries of the lane (pending, or delivering with an
+        expired lease), oldest first, never more per webhook than its free slots; for an
+        ordered webhook only its oldest unfinished delivery (held back by a failed one when
+        ``failed_blocks``). Disabled and paused webhooks are skipped."""
 
     @abc.abstractmethod
-    async def record(self, outcomes: list[Outcome]) -> None:
-        """Store the attempts and move each delivery on, unless its lease was taken meanwhile."""
+    async def record(
+        self, outcomes: list[Outcome], now: datetime, rules: RecordRules
+    ) -> list[WebhookAlert]:
+        """Store the attempts and move each delivery on, unless its lease was taken meanwhile;
+        update each webhook's failure streak, pause and enabled state; return the alerts."""
+
+    @abc.abstractmethod
+    async def replay(
+        self,
+        tenant_id: str,
+        webhook_id: str,
+        statuses: tuple[DeliveryStatus, ...],
+        since: datetime | None,
+        until: datetime | None,
+        now: datetime,
+        spacing: timedelta,
+    ) -> int:
+        """Make the webhook's deliveries in those statuses (created in the range) due again,
+        one every ``spacing`` from ``now``, with a fresh retry schedule; return how many."""
 
     @abc.abstractmethod
     async def release(self, jobs: list[Job], now: datetime) -> None:

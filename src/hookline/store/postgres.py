@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -31,13 +31,15 @@ from ..models import (
     Inbox,
     InboxRequest,
     Job,
+    Lane,
     Outcome,
     Page,
     Session,
     Webhook,
+    WebhookAlert,
     WebhookSummary,
 )
-from .base import NewEvent, Store, StoredEvent
+from .base import NewEvent, RecordRules, Store, StoredEvent, alert
 from .rows import (
     NOUNS,
     RETRY_HORIZON,
@@ -51,6 +53,7 @@ from .rows import (
     session_from,
     webhook_from,
 )
+from .streaks import judge, streak_updates
 
 log = logging.getLogger("hookline.store")
 
@@ -221,20 +224,33 @@ class PostgresStore(Store):
             list(webhook.topics),
         )
 
+    @staticmethod
+    def _webhook_row(webhook: Webhook) -> tuple[Any, ...]:
+        """The columns a person sets (the failure streak and pause are the dispatcher's)."""
+        return (
+            webhook.name,
+            webhook.url,
+            webhook.secret,
+            webhook.enabled,
+            list(webhook.topics),
+            webhook.max_in_flight,
+            webhook.rate_limit,
+            webhook.ordered,
+            webhook.disabled_at,
+            webhook.disabled_reason,
+            webhook.updated_at,
+            webhook.id,
+            webhook.tenant_id,
+        )
+
     async def insert_webhook(self, webhook: Webhook) -> None:
         async with self._tx() as conn:
             await conn.execute(
-                "INSERT INTO webhooks (id, tenant_id, name, url, secret, enabled, topics, "
-                "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                webhook.id,
-                webhook.tenant_id,
-                webhook.name,
-                webhook.url,
-                webhook.secret,
-                webhook.enabled,
-                list(webhook.topics),
+                "INSERT INTO webhooks (name, url, secret, enabled, topics, max_in_flight, "
+                "rate_limit, ordered, disabled_at, disabled_reason, updated_at, id, tenant_id, "
+                "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                *self._webhook_row(webhook),
                 webhook.created_at,
-                webhook.updated_at,
             )
             await self._write_topics(conn, webhook)
 
@@ -254,17 +270,20 @@ class PostgresStore(Store):
 
     async def update_webhook(self, webhook: Webhook) -> None:
         async with self._tx() as conn:
-            status = await conn.execute(
-                "UPDATE webhooks SET name = $1, url = $2, secret = $3, enabled = $4, "
-                "topics = $5, updated_at = $6 WHERE id = $7 AND tenant_id = $8",
-                webhook.name,
-                webhook.url,
-                webhook.secret,
-                webhook.enabled,
-                list(webhook.topics),
-                webhook.updated_at,
+            # enabling a disabled webhook starts its failure streak afresh
+            await conn.execute(
+                "UPDATE webhooks SET failing_since = NULL, consecutive_failures = 0, "
+                "paused_until = NULL WHERE id = $1 AND tenant_id = $2 AND NOT enabled AND $3",
                 webhook.id,
                 webhook.tenant_id,
+                webhook.enabled,
+            )
+            status = await conn.execute(
+                "UPDATE webhooks SET name = $1, url = $2, secret = $3, enabled = $4, "
+                "topics = $5, max_in_flight = $6, rate_limit = $7, ordered = $8, "
+                "disabled_at = $9, disabled_reason = $10, updated_at = $11 "
+                "WHERE id = $12 AND tenant_id = $13",
+                *self._webhook_row(webhook),
             )
             if status == "UPDATE 0":
                 raise NotFound(f"no webhook {webhook.id}")
@@ -325,14 +344,13 @@ class PostgresStore(Store):
                 if earlier is not None:
                     return earlier
             if new.only_webhook_id is not None:
-                targets = [new.only_webhook_id]
+                targets = [(new.only_webhook_id, True)]
             else:
                 targets = [
-                    row[0]
+                    (row[0], row[1])
                     for row in await conn.fetch(
-                        "SELECT t.webhook_id FROM webhook_topics t JOIN webhooks w "
-                        "ON w.id = t.webhook_id WHERE t.tenant_id = $1 AND t.topic = $2 "
-                        "AND w.enabled",
+                        "SELECT t.webhook_id, w.enabled FROM webhook_topics t JOIN webhooks w "
+                        "ON w.id = t.webhook_id WHERE t.tenant_id = $1 AND t.topic = $2",
                         new.tenant_id,
                         new.action,
                     )
@@ -352,14 +370,17 @@ class PostgresStore(Store):
                 await conn.execute(
                     "INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, topic, status, "
                     "next_attempt_at, created_at, updated_at) "
-                    "SELECT d.id, $2, $3, d.webhook_id, $4, 'pending', $5, $5, $5 "
-                    "FROM unnest($1::text[], $6::text[]) AS d(id, webhook_id)",
+                    "SELECT d.id, $2, $3, d.webhook_id, $4, "
+                    "CASE WHEN d.enabled THEN 'pending' ELSE 'skipped' END, "
+                    "CASE WHEN d.enabled THEN $5::timestamptz END, $5, $5 "
+                    "FROM unnest($1::text[], $6::text[], $7::bool[]) AS d(id, webhook_id, enabled)",
                     ids,
                     new.tenant_id,
                     new.id,
                     new.action,
                     new.created_at,
-                    targets,
+                    [webhook_id for webhook_id, _ in targets],
+                    [enabled for _, enabled in targets],
                 )
                 await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
         event = Event(
@@ -434,27 +455,57 @@ class PostgresStore(Store):
     # -- the dispatcher's queue ----------------------------------------------------------------
 
     async def claim(
-        self, now: datetime, limit: int, lease_until: datetime, lease_token: str
+        self,
+        now: datetime,
+        limit: int,
+        lease_until: datetime,
+        lease_token: str,
+        lane: Lane = Lane.FIRST,
+        failed_blocks: bool = False,
     ) -> list[Job]:
+        head_statuses = ["pending", "delivering"] + (["failed"] if failed_blocks else [])
         async with self._conn() as conn:
             rows = await conn.fetch(
-                "WITH due AS (SELECT d.id FROM deliveries d JOIN webhooks w "
-                "ON w.id = d.webhook_id WHERE d.status IN ('pending', 'delivering') "
-                "AND d.next_attempt_at <= $1 AND w.enabled ORDER BY d.next_attempt_at "
-                "LIMIT $2 FOR UPDATE OF d SKIP LOCKED) "
+                # each webhook's free slots: its cap less its unexpired leases
+                "WITH busy AS (SELECT webhook_id, count(*) AS n FROM deliveries "
+                "WHERE status = 'delivering' AND next_attempt_at > $1 GROUP BY webhook_id), "
+                "hooks AS (SELECT w.id, w.ordered, (CASE WHEN w.ordered THEN 1 "
+                "ELSE w.max_in_flight END) - coalesce(b.n, 0) AS room FROM webhooks w "
+                "LEFT JOIN busy b ON b.webhook_id = w.id WHERE w.enabled "
+                "AND (w.paused_until IS NULL OR w.paused_until <= $1)), "
+                # unordered webhooks: their oldest due deliveries of this lane, up to the room
+                "candidates AS (SELECT c.id, c.next_attempt_at FROM hooks h CROSS JOIN LATERAL "
+                "(SELECT d.id, d.next_attempt_at FROM deliveries d WHERE d.webhook_id = h.id "
+                "AND d.status IN ('pending', 'delivering') AND d.next_attempt_at <= $1 "
+                "AND (d.attempts_count = 0) = $5 ORDER BY d.next_attempt_at "
+                "LIMIT greatest(h.room, 0)) c WHERE NOT h.ordered AND h.room > 0 "
+                # ordered webhooks: only the oldest unfinished delivery, in the first lane
+                "UNION ALL SELECT head.id, head.next_attempt_at FROM hooks h CROSS JOIN LATERAL "
+                "(SELECT d.id, d.status, d.next_attempt_at FROM deliveries d "
+                "WHERE d.webhook_id = h.id AND d.status = ANY($6::text[]) ORDER BY d.id LIMIT 1) "
+                "head WHERE h.ordered AND h.room > 0 AND $5 AND head.status <> 'failed' "
+                "AND head.next_attempt_at <= $1), "
+                "chosen AS (SELECT d.id FROM deliveries d JOIN (SELECT id FROM candidates "
+                "ORDER BY next_attempt_at LIMIT $2) c ON c.id = d.id "
+                "WHERE d.status IN ('pending', 'delivering') AND d.next_attempt_at <= $1 "
+                "FOR UPDATE OF d SKIP LOCKED) "
                 "UPDATE deliveries d SET status = 'delivering', next_attempt_at = $3, "
-                "lease_token = $4 FROM due, webhooks w, events e "
-                "WHERE d.id = due.id AND w.id = d.webhook_id AND e.id = d.event_id "
+                "lease_token = $4 FROM chosen, webhooks w, events e "
+                "WHERE d.id = chosen.id AND w.id = d.webhook_id AND e.id = d.event_id "
                 "RETURNING d.id, d.tenant_id, d.webhook_id, d.attempts_count, d.schedule_step, "
-                "d.manual, w.url, w.secret, e.payload",
+                "d.manual, d.topic, w.url, w.secret, w.rate_limit, e.payload",
                 now,
                 limit,
                 lease_until,
                 lease_token,
+                lane is Lane.FIRST,
+                head_statuses,
             )
         return [job_from(row, lease_token) for row in rows]
 
-    async def record(self, outcomes: list[Outcome]) -> None:
+    async def record(
+        self, outcomes: list[Outcome], now: datetime, rules: RecordRules
+    ) -> list[WebhookAlert]:
         attempts = [o.attempt for o in outcomes]
         async with self._tx() as conn:
             await conn.execute(
@@ -497,6 +548,87 @@ class PostgresStore(Store):
                 [o.attempt.started_at for o in outcomes],
                 [o.attempt.duration_ms for o in outcomes],
             )
+            return await self._update_webhooks(conn, outcomes, now, rules)
+
+    @staticmethod
+    async def _update_webhooks(
+        conn: Conn, outcomes: list[Outcome], now: datetime, rules: RecordRules
+    ) -> list[WebhookAlert]:
+        """Streaks, pauses and disabling: the webhook side of recording attempts."""
+        pauses = [o for o in outcomes if o.pause_webhook_until is not None]
+        if pauses:
+            await conn.execute(
+                "UPDATE webhooks w SET paused_until = greatest(w.paused_until, u.until) "
+                "FROM unnest($1::text[], $2::timestamptz[]) AS u(id, until) WHERE w.id = u.id",
+                [o.job.webhook_id for o in pauses],
+                [o.pause_webhook_until for o in pauses],
+            )
+        alerts = []
+        disable = {o.job.webhook_id: o.disable_reason for o in outcomes if o.disable_reason}
+        for update in streak_updates(outcomes):
+            row = await conn.fetchrow(
+                "UPDATE webhooks SET consecutive_failures = CASE WHEN $1 THEN $2 "
+                "ELSE consecutive_failures + $2 END, failing_since = CASE WHEN $1 THEN $3 "
+                "ELSE coalesce(failing_since, $3) END WHERE id = $4 RETURNING *",
+                update.reset,
+                update.failures,
+                update.first_failure_at,
+                update.webhook_id,
+            )
+            if row is None:
+                continue
+            failing, reason = judge(
+                webhook_from(row), row["consecutive_failures"], update, rules, now
+            )
+            if failing is not None:
+                alerts.append(failing)
+            if reason is not None:
+                disable.setdefault(update.webhook_id, reason)
+        for webhook_id, why in disable.items():
+            row = await conn.fetchrow(
+                "UPDATE webhooks SET enabled = false, disabled_at = $1, disabled_reason = $2, "
+                "updated_at = $1 WHERE id = $3 AND enabled RETURNING *",
+                now,
+                why,
+                webhook_id,
+            )
+            if row is not None:
+                alerts.append(
+                    alert(webhook_from(row), "disabled", row["consecutive_failures"], why or "")
+                )
+        return alerts
+
+    async def replay(
+        self,
+        tenant_id: str,
+        webhook_id: str,
+        statuses: tuple[DeliveryStatus, ...],
+        since: datetime | None,
+        until: datetime | None,
+        now: datetime,
+        spacing: timedelta,
+    ) -> int:
+        async with self._tx() as conn:
+            await _owned(conn, "webhooks", tenant_id, webhook_id)
+            status = await conn.execute(
+                "WITH chosen AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n "
+                "FROM deliveries WHERE webhook_id = $1 AND tenant_id = $2 "
+                "AND status = ANY($3::text[]) AND ($4::timestamptz IS NULL OR created_at >= $4) "
+                "AND ($5::timestamptz IS NULL OR created_at < $5)) "
+                "UPDATE deliveries d SET status = 'pending', "
+                "next_attempt_at = $6::timestamptz + chosen.n * $7::interval, "
+                "schedule_step = 0, manual = false, updated_at = $6 FROM chosen "
+                "WHERE d.id = chosen.id",
+                webhook_id,
+                tenant_id,
+                [s.value for s in statuses],
+                since,
+                until,
+                now,
+                spacing,
+            )
+            await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+        return int(status.split()[-1])
 
     async def release(self, jobs: list[Job], now: datetime) -> None:
         async with self._tx() as conn:

@@ -49,6 +49,13 @@ def webhook_from(row: Row) -> Webhook:
         secret=row["secret"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        max_in_flight=row["max_in_flight"],
+        rate_limit=row["rate_limit"],
+        ordered=bool(row["ordered"]),
+        disabled_at=row["disabled_at"],
+        disabled_reason=row["disabled_reason"],
+        failing_since=row["failing_since"],
+        paused_until=row["paused_until"],
     )
 
 
@@ -111,6 +118,8 @@ def job_from(row: Row, lease_token: str) -> Job:
         schedule_step=row["schedule_step"],
         manual=bool(row["manual"]),
         lease_token=lease_token,
+        topic=row["topic"],
+        rate_limit=row["rate_limit"],
     )
 
 

@@ -32,13 +32,15 @@ from ..models import (
     Inbox,
     InboxRequest,
     Job,
+    Lane,
     Outcome,
     Page,
     Session,
     Webhook,
+    WebhookAlert,
     WebhookSummary,
 )
-from .base import NewEvent, Store, StoredEvent
+from .base import NewEvent, RecordRules, Store, StoredEvent, alert
 from .rows import (
     NOUNS,
     RETRY_HORIZON,
@@ -52,6 +54,7 @@ from .rows import (
     session_from,
     webhook_from,
 )
+from .streaks import judge, streak_updates
 
 T = TypeVar("T")
 
@@ -129,7 +132,7 @@ def _values(row: sqlite3.Row) -> dict[str, Any]:
     for column, value in values.items():
         if value is None:
             continue
-        if column.endswith("_at"):
+        if column.endswith(("_at", "_until", "_since")):
             values[column] = _dt(value)
         elif column in _JSON_COLUMNS:
             values[column] = orjson.loads(value)
@@ -233,12 +236,18 @@ class SqliteStore(Store):
 
     @staticmethod
     def _webhook_row(webhook: Webhook) -> tuple[Any, ...]:
+        """The columns a person sets (the failure streak and pause are the dispatcher's)."""
         return (
             webhook.name,
             webhook.url,
             webhook.secret,
             int(webhook.enabled),
             orjson.dumps(list(webhook.topics)).decode(),
+            webhook.max_in_flight,
+            webhook.rate_limit,
+            int(webhook.ordered),
+            None if webhook.disabled_at is None else _us(webhook.disabled_at),
+            webhook.disabled_reason,
             _us(webhook.updated_at),
             webhook.id,
             webhook.tenant_id,
@@ -248,8 +257,9 @@ class SqliteStore(Store):
         def insert(conn: sqlite3.Connection) -> None:
             with _transaction(conn):
                 conn.execute(
-                    "INSERT INTO webhooks (name, url, secret, enabled, topics, updated_at, id, "
-                    "tenant_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO webhooks (name, url, secret, enabled, topics, max_in_flight, "
+                    "rate_limit, ordered, disabled_at, disabled_reason, updated_at, id, "
+                    "tenant_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (*self._webhook_row(webhook), _us(webhook.created_at)),
                 )
                 self._write_topics(conn, webhook)
@@ -274,9 +284,17 @@ class SqliteStore(Store):
     async def update_webhook(self, webhook: Webhook) -> None:
         def update(conn: sqlite3.Connection) -> None:
             with _transaction(conn):
+                # enabling a disabled webhook starts its failure streak afresh
+                fresh = int(webhook.enabled)
+                conn.execute(
+                    "UPDATE webhooks SET failing_since = NULL, consecutive_failures = 0, "
+                    "paused_until = NULL WHERE id = ? AND tenant_id = ? AND enabled = 0 AND ? = 1",
+                    (webhook.id, webhook.tenant_id, fresh),
+                )
                 changed = conn.execute(
                     "UPDATE webhooks SET name = ?, url = ?, secret = ?, enabled = ?, topics = ?, "
-                    "updated_at = ? WHERE id = ? AND tenant_id = ?",
+                    "max_in_flight = ?, rate_limit = ?, ordered = ?, disabled_at = ?, "
+                    "disabled_reason = ?, updated_at = ? WHERE id = ? AND tenant_id = ?",
                     self._webhook_row(webhook),
                 ).rowcount
                 if not changed:
@@ -335,14 +353,13 @@ class SqliteStore(Store):
                     if earlier is not None:
                         return earlier
                 if new.only_webhook_id is not None:
-                    targets = [new.only_webhook_id]
+                    targets = [(new.only_webhook_id, True)]
                 else:
                     targets = [
-                        row[0]
+                        (row[0], bool(row[1]))
                         for row in conn.execute(
-                            "SELECT t.webhook_id FROM webhook_topics t JOIN webhooks w "
-                            "ON w.id = t.webhook_id WHERE t.tenant_id = ? AND t.topic = ? "
-                            "AND w.enabled = 1",
+                            "SELECT t.webhook_id, w.enabled FROM webhook_topics t JOIN webhooks w "
+                            "ON w.id = t.webhook_id WHERE t.tenant_id = ? AND t.topic = ?",
                             (new.tenant_id, new.action),
                         )
                     ]
@@ -354,11 +371,20 @@ class SqliteStore(Store):
                 ids = tuple(new_id("dlv") for _ in targets)
                 conn.executemany(
                     "INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, topic, status, "
-                    "next_attempt_at, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+                    "next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
-                        (did, new.tenant_id, new.id, wid, new.action, now, now, now)
-                        for did, wid in zip(ids, targets, strict=True)
+                        (
+                            did,
+                            new.tenant_id,
+                            new.id,
+                            wid,
+                            new.action,
+                            "pending" if enabled else "skipped",
+                            now if enabled else None,
+                            now,
+                            now,
+                        )
+                        for did, (wid, enabled) in zip(ids, targets, strict=True)
                     ],
                 )
                 if new.idempotency_key is not None:
@@ -454,32 +480,86 @@ class SqliteStore(Store):
     # -- the dispatcher's queue ----------------------------------------------------------------
 
     async def claim(
-        self, now: datetime, limit: int, lease_until: datetime, lease_token: str
+        self,
+        now: datetime,
+        limit: int,
+        lease_until: datetime,
+        lease_token: str,
+        lane: Lane = Lane.FIRST,
+        failed_blocks: bool = False,
     ) -> list[Job]:
+        at = _us(now)
+        lane_condition = "attempts_count = 0" if lane is Lane.FIRST else "attempts_count > 0"
+        head_statuses = "('pending', 'delivering', 'failed')" if failed_blocks else _QUEUED
+
+        def due_ids(conn: sqlite3.Connection) -> list[str]:
+            """Due deliveries, at most each webhook's free slots, oldest first."""
+            busy = dict(
+                conn.execute(
+                    "SELECT webhook_id, count(*) FROM deliveries WHERE status = 'delivering' "
+                    "AND next_attempt_at > ? GROUP BY webhook_id",
+                    (at,),
+                ).fetchall()
+            )
+            candidates: list[tuple[int, str]] = []
+            for hook in conn.execute(
+                "SELECT id, max_in_flight, ordered FROM webhooks WHERE enabled = 1 "
+                "AND (paused_until IS NULL OR paused_until <= ?)",
+                (at,),
+            ).fetchall():
+                room = (1 if hook["ordered"] else hook["max_in_flight"]) - busy.get(hook["id"], 0)
+                if room <= 0:
+                    continue
+                if hook["ordered"]:
+                    # only the oldest unfinished delivery may go, whatever its lane
+                    head = conn.execute(
+                        f"SELECT id, status, next_attempt_at FROM deliveries WHERE webhook_id = ? "
+                        f"AND status IN {head_statuses} ORDER BY id LIMIT 1",
+                        (hook["id"],),
+                    ).fetchone()
+                    if (
+                        lane is Lane.FIRST
+                        and head is not None
+                        and head["status"] != "failed"
+                        and head["next_attempt_at"] <= at
+                    ):
+                        candidates.append((head["next_attempt_at"], head["id"]))
+                    continue
+                candidates.extend(
+                    (row[1], row[0])
+                    for row in conn.execute(
+                        "SELECT id, next_attempt_at FROM deliveries WHERE webhook_id = ? "
+                        f"AND status IN {_QUEUED} AND next_attempt_at <= ? AND {lane_condition} "
+                        "ORDER BY next_attempt_at LIMIT ?",
+                        (hook["id"], at, room),
+                    )
+                )
+            candidates.sort()
+            return [delivery_id for _, delivery_id in candidates[:limit]]
+
         def claim(conn: sqlite3.Connection) -> list[Job]:
             with _transaction(conn):
-                claimed = conn.execute(
+                ids = orjson.dumps(due_ids(conn)).decode()
+                conn.execute(
                     "UPDATE deliveries SET status = 'delivering', next_attempt_at = ?, "
-                    "lease_token = ? WHERE id IN (SELECT d.id FROM deliveries d "
-                    "JOIN webhooks w ON w.id = d.webhook_id "
-                    f"WHERE d.status IN {_QUEUED} AND d.next_attempt_at <= ? AND w.enabled = 1 "
-                    "ORDER BY d.next_attempt_at LIMIT ?) RETURNING id",
-                    (_us(lease_until), lease_token, _us(now), limit),
-                ).fetchall()
-                if not claimed:
-                    return []
+                    "lease_token = ? WHERE id IN (SELECT value FROM json_each(?))",
+                    (_us(lease_until), lease_token, ids),
+                )
                 rows = conn.execute(
                     "SELECT d.id, d.tenant_id, d.webhook_id, d.attempts_count, d.schedule_step, "
-                    "d.manual, w.url, w.secret, e.payload FROM deliveries d "
-                    "JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.id = d.event_id "
-                    "WHERE d.id IN (SELECT value FROM json_each(?))",
-                    (orjson.dumps([row[0] for row in claimed]).decode(),),
+                    "d.manual, d.topic, w.url, w.secret, w.rate_limit, e.payload "
+                    "FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id "
+                    "JOIN events e ON e.id = d.event_id "
+                    "WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.next_attempt_at",
+                    (ids,),
                 ).fetchall()
             return [job_from(row, lease_token) for row in rows]
 
         return await self._writer.run(claim)
 
-    async def record(self, outcomes: list[Outcome]) -> None:
+    async def record(
+        self, outcomes: list[Outcome], now: datetime, rules: RecordRules
+    ) -> list[WebhookAlert]:
         attempts = []
         updates = []
         for outcome in outcomes:
@@ -515,7 +595,7 @@ class SqliteStore(Store):
                 )
             )
 
-        def write(conn: sqlite3.Connection) -> None:
+        def write(conn: sqlite3.Connection) -> list[WebhookAlert]:
             with _transaction(conn):
                 conn.executemany(
                     "INSERT INTO attempts (id, delivery_id, number, manual, started_at, "
@@ -531,8 +611,100 @@ class SqliteStore(Store):
                     "WHERE id = ? AND lease_token = ?",
                     updates,
                 )
+                return self._update_webhooks(conn, outcomes, now, rules)
 
-        await self._writer.run(write)
+        return await self._writer.run(write)
+
+    @staticmethod
+    def _update_webhooks(
+        conn: sqlite3.Connection, outcomes: list[Outcome], now: datetime, rules: RecordRules
+    ) -> list[WebhookAlert]:
+        """Streaks, pauses and disabling: the webhook side of recording attempts."""
+        alerts = []
+        for outcome in outcomes:
+            if outcome.pause_webhook_until is not None:
+                conn.execute(
+                    "UPDATE webhooks SET paused_until = max(coalesce(paused_until, 0), ?) "
+                    "WHERE id = ?",
+                    (_us(outcome.pause_webhook_until), outcome.job.webhook_id),
+                )
+        disable: dict[str, str] = {
+            o.job.webhook_id: o.disable_reason for o in outcomes if o.disable_reason
+        }
+        for update in streak_updates(outcomes):
+            first = None if update.first_failure_at is None else _us(update.first_failure_at)
+            row = conn.execute(
+                "UPDATE webhooks SET consecutive_failures = CASE WHEN ? THEN ? "
+                "ELSE consecutive_failures + ? END, failing_since = CASE WHEN ? THEN ? "
+                "ELSE coalesce(failing_since, ?) END WHERE id = ? RETURNING *",
+                (
+                    update.reset,
+                    update.failures,
+                    update.failures,
+                    update.reset,
+                    first,
+                    first,
+                    update.webhook_id,
+                ),
+            ).fetchone()
+            if row is None:
+                continue
+            failing, reason = judge(
+                webhook_from(_values(row)), row["consecutive_failures"], update, rules, now
+            )
+            if failing is not None:
+                alerts.append(failing)
+            if reason is not None:
+                disable.setdefault(update.webhook_id, reason)
+        for webhook_id, reason in disable.items():
+            row = conn.execute(
+                "UPDATE webhooks SET enabled = 0, disabled_at = ?, disabled_reason = ?, "
+                "updated_at = ? WHERE id = ? AND enabled = 1 RETURNING *",
+                (_us(now), reason, _us(now), webhook_id),
+            ).fetchone()
+            if row is not None:
+                webhook = webhook_from(_values(row))
+                alerts.append(alert(webhook, "disabled", row["consecutive_failures"], reason))
+        return alerts
+
+    async def replay(
+        self,
+        tenant_id: str,
+        webhook_id: str,
+        statuses: tuple[DeliveryStatus, ...],
+        since: datetime | None,
+        until: datetime | None,
+        now: datetime,
+        spacing: timedelta,
+    ) -> int:
+        clauses = ["webhook_id = ?", "tenant_id = ?", "status IN (SELECT value FROM json_each(?))"]
+        params: list[Any] = [webhook_id, tenant_id, orjson.dumps([s.value for s in statuses])]
+        if since is not None:
+            clauses.append("created_at >= ?")
+            params.append(_us(since))
+        if until is not None:
+            clauses.append("created_at < ?")
+            params.append(_us(until))
+        step = spacing // timedelta(microseconds=1)
+
+        def update(conn: sqlite3.Connection) -> int:
+            with _transaction(conn):
+                _owned(conn, "webhooks", tenant_id, webhook_id)
+                ids = [
+                    row[0]
+                    for row in conn.execute(
+                        f"SELECT id FROM deliveries WHERE {' AND '.join(clauses)} ORDER BY id",
+                        params,
+                    )
+                ]
+                conn.executemany(
+                    "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, "
+                    "schedule_step = 0, manual = 0, updated_at = ? WHERE id = ?",
+                    [(_us(now) + index * step, _us(now), did) for index, did in enumerate(ids)],
+                )
+                return len(ids)
+
+        return await self._writer.run(update)
 
     async def release(self, jobs: list[Job], now: datetime) -> None:
         def write(conn: sqlite3.Connection) -> None:
