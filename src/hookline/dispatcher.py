@@ -201,6 +201,10 @@ class Dispatcher:
                     delay = backoff.next()
                     log.warning("cannot claim deliveries (%s); again in %.1fs", exc.detail, delay)
                     await _sleep_unless(stop, delay)
+                except Exception:
+                    # a bug must not stop delivery for good: say it loudly and carry on
+                    log.exception("the dispatcher loop failed; carrying on")
+                    await _sleep_unless(stop, backoff.next())
         finally:
             await self._shutdown(writer)
 
@@ -283,11 +287,13 @@ class Dispatcher:
             batch, self._finished = self._finished, []
             try:
                 alerts = await self.store.record(batch, self.clock(), self._rules)
-            except StoreUnavailable as exc:
+            except Exception as exc:
+                if not isinstance(exc, StoreUnavailable):
+                    log.exception("recording %d attempts failed", len(batch))
                 now = time.monotonic()
                 failing_since = failing_since or now
                 if now - failing_since > self.settings.lease_seconds / 2:
-                    log.error("dropped %d attempt records: %s", len(batch), exc.detail)
+                    log.error("dropped %d attempt records: %s", len(batch), exc)
                     failing_since = None
                     continue
                 self._finished[:0] = batch

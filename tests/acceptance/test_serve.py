@@ -67,7 +67,7 @@ def test_a_first_start_without_a_key_prints_one_that_works(db, tmp_path):
         log = process.log.read_text()
         key = next(word for word in log.split() if word.startswith("hk_"))
         with hookline.Client(process.url, key) as client:
-            assert len(client.list_topics()["data"]) == 17
+            assert len(client.list_topics()["data"]) == 20
     finally:
         process.stop()
     again = HooklineProcess(db, tmp_path, HOOKLINE_API_KEY="")

@@ -66,16 +66,13 @@ def test_the_api_needs_a_valid_key(api: httpx.Client, header):
 def test_webhook_lifecycle_never_reveals_the_secret(api: httpx.Client):
     created = add_webhook(api, "https://example.com/hook", secret="s3cret")
     assert created["has_secret"] is True and "secret" not in created
+    # the core contract's fields, and the resilience settings and state next to them
     assert set(created) == {
-        "id",
-        "name",
-        "url",
-        "topics",
-        "enabled",
-        "has_secret",
-        "created_at",
-        "updated_at",
-    }
+        "id", "name", "url", "topics", "enabled", "has_secret", "created_at", "updated_at",
+        "max_in_flight", "rate_limit", "ordered", "disabled_at", "disabled_reason",
+        "failing_since",
+    }  # fmt: skip
+    assert created["max_in_flight"] == 8 and created["ordered"] is False
     listed = api.get("/api/v1/webhooks").json()
     assert listed == {"data": [created], "next_cursor": None}
     assert "s3cret" not in api.get(f"/api/v1/webhooks/{created['id']}").text
@@ -138,7 +135,7 @@ def test_invalid_webhooks_are_refused_naming_the_field(api: httpx.Client, body, 
 
 def test_topics_are_listed_with_schema_and_example(api: httpx.Client):
     topics = api.get("/api/v1/topics").json()["data"]
-    assert len(topics) == 17
+    assert len(topics) == 20  # the reference product's 17 and hookline's own 3
     first = topics[0]
     assert first["name"] == "employee_create" and first["schema"]["type"] == "object"
     assert first["example"]["id"] == 130333

@@ -40,7 +40,7 @@ def test_the_blocking_client_covers_the_api(server: LiveServer, receiver: Receiv
         assert client.redeliver(delivery["id"])["id"] == delivery["id"]
         sent = client.send_test(hook["id"])
         assert sent["delivery_id"].startswith("dlv_")
-        assert len(client.list_topics()["data"]) == 17
+        assert len(client.list_topics()["data"]) == 20
         client.delete_webhook(hook["id"])
         with pytest.raises(hookline.ClientError) as caught:
             client.get_webhook(hook["id"])

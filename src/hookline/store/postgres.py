@@ -61,7 +61,14 @@ CHANNEL = "hookline_due"
 _MIGRATION_LOCK = 0x686F6F6B  # "hook": one migrating process at a time
 if TYPE_CHECKING:
     Conn: TypeAlias = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
+_DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    # a pooled connection caught mid-operation by a server restart
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+    asyncio.TimeoutError,
+)
 
 
 @contextlib.asynccontextmanager
