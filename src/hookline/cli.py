@@ -32,6 +32,7 @@ from .api.schemas import (
 )
 from .config import Settings, documented_settings, redacted
 from .errors import HooklineError
+from .logs import configure_logging
 from .models import DEFAULT_TENANT, DeliveryFilter, DeliveryStatus
 from .runtime import Runtime, first_key_notice
 from .service import GENERATE, Service
@@ -155,6 +156,7 @@ def _event_loop_run(main: Coroutine[Any, Any, None]) -> None:
 def _preflight(settings: Settings, *, dispatch: bool) -> None:
     """Before serving: migrate, show a first admin key, and check that this process may
     dispatch, so that a problem reads as one sentence rather than a server's traceback."""
+    configure_logging(settings)
 
     async def check() -> None:
         runtime = Runtime(settings, dispatch=False)

@@ -33,6 +33,12 @@ def _log_format(text: str) -> str:
     return text
 
 
+def _log_level(text: str) -> str:
+    if text.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError(f"not a log level: {text!r} (use DEBUG, INFO, WARNING or ERROR)")
+    return text.upper()
+
+
 def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     return tuple(
         ipaddress.ip_network(p.strip(), strict=False) for p in text.split(",") if p.strip()
@@ -192,7 +198,9 @@ class Settings:
     log_format: str = _setting(
         "text", "HOOKLINE_LOG_FORMAT", "text, or json for one JSON object a line.", _log_format
     )
-    log_level: str = _setting("INFO", "HOOKLINE_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR.")
+    log_level: str = _setting(
+        "INFO", "HOOKLINE_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR.", _log_level
+    )
     claim_batch: int = _setting(
         200, "HOOKLINE_CLAIM_BATCH", "Due deliveries a dispatcher claims at once at most.", int
     )

@@ -22,6 +22,7 @@ from .config import Settings
 from .egress import Egress, HttpResult
 from .errors import StoreUnavailable
 from .ids import new_id
+from .metrics import Metrics
 from .models import Attempt, DeliveryStatus, Job, Lane, Outcome, WebhookAlert
 from .retry import RetryPolicy, parse_retry_after
 from .signing import signature_headers
@@ -157,6 +158,7 @@ class Dispatcher:
         *,
         clock: Callable[[], datetime],
         on_alerts: AlertSink | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -164,6 +166,7 @@ class Dispatcher:
         self.clock = clock
         self.policy = settings.retry_policy
         self._on_alerts = on_alerts
+        self.metrics = metrics or Metrics()
         self._rules = RecordRules(
             disable_after=timedelta(seconds=settings.disable_after),
             failing_threshold=settings.failing_alert_after,
@@ -301,6 +304,7 @@ class Dispatcher:
                 continue
             failing_since = None
             backoff.reset()
+            self.metrics.recorded(batch)
             self._wake.set()  # a retry may now be the earliest due: re-plan the sleep
             await self._report(alerts, batch)
 

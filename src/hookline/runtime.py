@@ -12,6 +12,7 @@ from typing import Any
 from .config import Settings
 from .dispatcher import Dispatcher
 from .egress import Egress
+from .metrics import Metrics
 from .retention import purge_forever
 from .service import Clock, Service, utcnow
 from .store import Store, open_store
@@ -34,8 +35,13 @@ class Runtime:
         self.settings = settings
         self.clock = clock
         self.store: Store = open_store(settings.database_url, pool_size=settings.db_pool_size)
+        self.metrics = Metrics()
         self.service = Service(
-            self.store, settings, Catalog.load(settings.topics_file), clock=clock
+            self.store,
+            settings,
+            Catalog.load(settings.topics_file),
+            clock=clock,
+            metrics=self.metrics,
         )
         self.dispatcher: Dispatcher | None = None
         self._egress: Egress | None = None
@@ -52,7 +58,12 @@ class Runtime:
                 local_capture=self.service.inboxes.capture,
             )
             self.dispatcher = Dispatcher(
-                self.store, settings, self._egress, clock=clock, on_alerts=self.service.announce
+                self.store,
+                settings,
+                self._egress,
+                clock=clock,
+                on_alerts=self.service.announce,
+                metrics=self.metrics,
             )
             self.service.on_due(self.dispatcher.wake)
 
@@ -90,6 +101,13 @@ class Runtime:
         if self._egress is not None:
             await self._egress.close()
         await self.store.close()
+
+    @property
+    def dispatching(self) -> bool:
+        """This process delivers, and its dispatcher is running."""
+        return any(
+            task.get_name() == "hookline-dispatcher" and not task.done() for task in self._tasks
+        )
 
     async def __aenter__(self) -> Runtime:
         await self.start()

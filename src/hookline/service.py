@@ -22,6 +22,7 @@ from .egress import EgressBlocked, EgressGuard
 from .errors import InvalidInput, InvalidJSON, PayloadTooLarge, Unauthorized
 from .ids import new_id, token_hash
 from .inboxes import Inboxes
+from .metrics import Metrics, QueueStats
 from .models import (
     DEFAULT_TENANT,
     Delivery,
@@ -95,6 +96,7 @@ class Service:
         catalog: Catalog,
         *,
         clock: Clock = utcnow,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -104,6 +106,7 @@ class Service:
         self._wake_listeners: list[Callable[[], None]] = []
         self.sessions = Sessions(self)
         self.inboxes = Inboxes(self)
+        self.metrics = metrics or Metrics()
 
     def on_due(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` whenever deliveries become due (a dispatcher's wake-up)."""
@@ -363,8 +366,10 @@ class Service:
                 ),
             )
         )
-        if stored.delivery_ids and not stored.replayed:
-            self._wake()
+        if not stored.replayed:
+            self.metrics.published(action)
+            if stored.delivery_ids:
+                self._wake()
         return stored
 
     async def publish_data(
@@ -490,6 +495,9 @@ class Service:
                     "error_kind": attempt.error_kind.value if attempt.error_kind else None,
                 },
             )
+
+    async def queue_stats(self) -> QueueStats:
+        return await self.store.queue_stats(self.clock())
 
     async def redeliver(self, tenant_id: str, delivery_id: str) -> Delivery:
         """Send the delivery again now, same payload and webhook-id."""

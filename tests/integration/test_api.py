@@ -316,3 +316,46 @@ def test_openapi_documents_the_contract(api: httpx.Client):
     ]:
         assert path in spec["paths"], path
     assert api.get("/docs").status_code == 200
+
+
+def test_per_webhook_limits_are_set_and_checked(api: httpx.Client):
+    hook = add_webhook(api, "https://example.com/a", max_in_flight=2, rate_limit=5.5, ordered=True)
+    assert (hook["max_in_flight"], hook["rate_limit"], hook["ordered"]) == (2, 5.5, True)
+    patched = api.patch(f"/api/v1/webhooks/{hook['id']}", json={"rate_limit": None}).json()
+    assert patched["rate_limit"] is None and patched["max_in_flight"] == 2
+    for field, value in [("max_in_flight", 0), ("max_in_flight", 101), ("rate_limit", -1),
+                         ("ordered", "yes"), ("max_in_flight", 2.5)]:  # fmt: skip
+        response = api.patch(f"/api/v1/webhooks/{hook['id']}", json={field: value})
+        assert response.status_code == 422 and response.json()["errors"][0]["field"] == field
+
+
+def test_replay_sends_what_did_not_arrive(api: httpx.Client, receiver: Receiver):
+    hook = add_webhook(api, receiver.url("/ok"))
+    api.patch(f"/api/v1/webhooks/{hook['id']}", json={"enabled": False})
+    api.post("/api/v1/events", json={"action": "employee_create", "data": {"n": 1}})
+    [skipped] = api.get("/api/v1/deliveries", params={"status": "skipped"}).json()["data"]
+    assert skipped["webhook_id"] == hook["id"] and skipped["next_attempt_at"] is None
+    api.patch(f"/api/v1/webhooks/{hook['id']}", json={"enabled": True})
+    replayed = api.post(f"/api/v1/webhooks/{hook['id']}/replay", json={})
+    assert replayed.status_code == 202 and replayed.json() == {"replayed": 1}
+    wait_for_status(api, skipped["id"], "succeeded")
+    assert receiver.wait_for(1, "/ok")
+    bad = api.post(f"/api/v1/webhooks/{hook['id']}/replay", json={"status": "lost"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "status"
+    assert api.post("/api/v1/webhooks/wh_nope/replay", json={}).status_code == 404
+
+
+def test_metrics_and_readiness(api: httpx.Client, receiver: Receiver):
+    add_webhook(api, receiver.url("/ok"))
+    api.post("/api/v1/events", json={"action": "employee_create", "data": {}})
+    receiver.wait_for(1, "/ok")
+    time.sleep(0.3)
+    text = api.get("/metrics").text
+    assert 'hookline_events_published_total{topic="employee_create"} 1.0' in text
+    assert 'hookline_deliveries_total{outcome="succeeded"} 1.0' in text
+    assert "hookline_attempt_duration_seconds_bucket" in text
+    assert "hookline_deliveries_due 0.0" in text
+    assert "dlv_" not in text and "evt_" not in text  # no per-event labels
+    ready = api.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "database": "ok", "dispatcher": "running"}

@@ -66,7 +66,7 @@ def _status_for(exc: HooklineError) -> int:
 def _wants_json(request: Request) -> bool:
     """API routes answer JSON; the UI's pages answer HTML."""
     path = request.url.path
-    return path.startswith(("/api/", "/inbox/", "/healthz", "/openapi"))
+    return path.startswith(("/api/", "/inbox/", "/healthz", "/readyz", "/metrics", "/openapi"))
 
 
 async def _hookline_error(request: Request, exc: Exception) -> Response:

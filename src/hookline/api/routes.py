@@ -7,8 +7,9 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from ..errors import InvalidInput, PayloadTooLarge
+from ..errors import InvalidInput, PayloadTooLarge, StoreUnavailable
 from ..models import DeliveryFilter, DeliveryStatus
 from ..service import UNSET, Service
 from . import schemas as s
@@ -50,7 +51,36 @@ def _page_json(page: Any, render: Any) -> Response:
 
 @router.get("/healthz", tags=["health"])
 async def healthz() -> dict[str, str]:
+    """Alive: the process answers."""
     return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["health"])
+async def readyz(request: Request) -> Response:
+    """Ready: the database answers, and this process's dispatcher runs (if it has one)."""
+    runtime = request.app.state.runtime
+    checks = {"database": "ok", "dispatcher": "off"}
+    try:
+        await runtime.service.queue_stats()
+    except StoreUnavailable as exc:
+        checks["database"] = exc.detail
+    if runtime.dispatcher is not None:
+        checks["dispatcher"] = "running" if runtime.dispatching else "stopped"
+    ready = checks["database"] == "ok" and checks["dispatcher"] != "stopped"
+    return _json({"status": "ready" if ready else "not ready", **checks}, 200 if ready else 503)
+
+
+@router.get("/metrics", tags=["health"], response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus text: events, delivery outcomes, attempt durations, the due queue."""
+    runtime = request.app.state.runtime
+    svc: Service = runtime.service
+    in_flight = runtime.dispatcher.in_flight if runtime.dispatcher is not None else 0
+    try:
+        svc.metrics.observe_queue(await svc.queue_stats(), svc.clock(), in_flight)
+    except StoreUnavailable:
+        pass  # counters still say what this process did; the queue gauges keep their last value
+    return Response(svc.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 # -- topics ------------------------------------------------------------------------------------

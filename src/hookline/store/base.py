@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from ..metrics import QueueStats
 from ..models import (
     Delivery,
     DeliveryDetail,
@@ -217,6 +218,10 @@ class Store(abc.ABC):
         self, tenant_id: str, webhook_id: str, since: datetime, bucket_seconds: int, buckets: int
     ) -> list[dict[str, int]]:
         """Deliveries created in each of ``buckets`` equal spans from ``since``, by status."""
+
+    @abc.abstractmethod
+    async def queue_stats(self, now: datetime) -> QueueStats:
+        """How many deliveries are due, since when the oldest, how many webhooks disabled."""
 
     # -- sessions ------------------------------------------------------------------------------
 

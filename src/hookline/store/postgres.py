@@ -22,6 +22,7 @@ import orjson
 
 from ..errors import IdempotencyConflict, NotFound, StoreUnavailable
 from ..ids import id_floor, new_id
+from ..metrics import QueueStats
 from ..models import (
     Delivery,
     DeliveryDetail,
@@ -711,6 +712,17 @@ class PostgresStore(Store):
             if 0 <= row["bucket"] < buckets:
                 counts[row["bucket"]][row["status"]] = row["n"]
         return counts
+
+    async def queue_stats(self, now: datetime) -> QueueStats:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                "SELECT count(*) AS due, min(next_attempt_at) AS oldest FROM deliveries "
+                "WHERE status IN ('pending', 'delivering') AND next_attempt_at <= $1",
+                now,
+            )
+            disabled = await conn.fetchval("SELECT count(*) FROM webhooks WHERE NOT enabled")
+        assert row is not None
+        return QueueStats(due=row["due"], oldest_due_at=row["oldest"], disabled_webhooks=disabled)
 
     # -- sessions ------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ import orjson
 
 from ..errors import Conflict, IdempotencyConflict, NotFound, StoreUnavailable
 from ..ids import id_floor, new_id
+from ..metrics import QueueStats
 from ..models import (
     Delivery,
     DeliveryDetail,
@@ -768,6 +769,20 @@ class SqliteStore(Store):
                 if 0 <= bucket < buckets:
                     counts[bucket][status] = count
             return counts
+
+        return await self._reader.run(select)
+
+    async def queue_stats(self, now: datetime) -> QueueStats:
+        def select(conn: sqlite3.Connection) -> QueueStats:
+            due, oldest = conn.execute(
+                f"SELECT count(*), min(next_attempt_at) FROM deliveries WHERE status IN {_QUEUED} "
+                "AND next_attempt_at <= ?",
+                (_us(now),),
+            ).fetchone()
+            disabled = conn.execute("SELECT count(*) FROM webhooks WHERE enabled = 0").fetchone()
+            return QueueStats(
+                due=due, oldest_due_at=_dt_or_none(oldest), disabled_webhooks=disabled[0]
+            )
 
         return await self._reader.run(select)
 
