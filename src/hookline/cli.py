@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -48,6 +49,7 @@ _STATUS_STYLE = {
     "failed": "red",
     "pending": "yellow",
     "delivering": "cyan",
+    "skipped": "dim",
 }
 
 
@@ -276,6 +278,9 @@ def webhooks() -> None:
 @click.option("--secret", help="A secret to sign payloads with.")
 @click.option("--generate-secret", is_flag=True, help="Generate a strong secret, shown once.")
 @click.option("--disabled", is_flag=True, help="Create it disabled.")
+@click.option("--max-in-flight", type=int, help="Requests in flight at most (default 8).")
+@click.option("--rate-limit", type=float, help="Requests per second at most.")
+@click.option("--ordered", is_flag=True, help="One delivery at a time, in publish order.")
 @click.pass_context
 def webhooks_add(
     ctx: click.Context,
@@ -285,6 +290,9 @@ def webhooks_add(
     secret: str | None,
     generate_secret: bool,
     disabled: bool,
+    max_in_flight: int | None,
+    rate_limit: float | None,
+    ordered: bool,
 ) -> None:
     """Add a webhook."""
     if secret and generate_secret:
@@ -298,6 +306,9 @@ def webhooks_add(
             topics=list(topic_names),
             secret=GENERATE if generate_secret else secret,
             enabled=not disabled,
+            max_in_flight=max_in_flight,
+            rate_limit=rate_limit,
+            ordered=ordered,
         ),
     )
     if ctx.obj["json"]:
@@ -338,6 +349,60 @@ def webhooks_rm(ctx: click.Context, webhook_id: str) -> None:
     """Remove a webhook with its history."""
     _run(ctx, lambda svc: svc.delete_webhook(DEFAULT_TENANT, webhook_id))
     out.print(f"removed {webhook_id}")
+
+
+@webhooks.command("enable")
+@click.argument("webhook_id")
+@click.pass_context
+def webhooks_enable(ctx: click.Context, webhook_id: str) -> None:
+    """Enable a webhook (held deliveries go out; `replay` sends what was skipped)."""
+    _run(ctx, lambda svc: svc.update_webhook(DEFAULT_TENANT, webhook_id, enabled=True))
+    out.print(f"enabled {webhook_id}")
+
+
+@webhooks.command("disable")
+@click.argument("webhook_id")
+@click.pass_context
+def webhooks_disable(ctx: click.Context, webhook_id: str) -> None:
+    """Disable a webhook: events published meanwhile are recorded as skipped."""
+    _run(ctx, lambda svc: svc.update_webhook(DEFAULT_TENANT, webhook_id, enabled=False))
+    out.print(f"disabled {webhook_id}")
+
+
+@webhooks.command("replay")
+@click.argument("webhook_id")
+@click.option("--since", type=click.DateTime(), help="Created at or after (UTC).")
+@click.option("--until", type=click.DateTime(), help="Created before (UTC).")
+@click.option(
+    "--status",
+    type=click.Choice(["failed", "skipped", "all"]),
+    default="failed",
+    show_default=True,
+    help="failed: failed and skipped deliveries.",
+)
+@click.pass_context
+def webhooks_replay(
+    ctx: click.Context,
+    webhook_id: str,
+    since: datetime | None,
+    until: datetime | None,
+    status: str,
+) -> None:
+    """Send a webhook's deliveries again, at a bounded rate."""
+    count = _run(
+        ctx,
+        lambda svc: svc.replay(
+            DEFAULT_TENANT,
+            webhook_id,
+            since=since.replace(tzinfo=UTC) if since else None,
+            until=until.replace(tzinfo=UTC) if until else None,
+            status=status,
+        ),
+    )
+    if ctx.obj["json"]:
+        _emit_json({"replayed": count})
+        return
+    out.print(f"[green]replaying[/green] {count} deliveries")
 
 
 # -- events ------------------------------------------------------------------------------------
@@ -415,7 +480,7 @@ def deliveries() -> None:
 
 @deliveries.command("list")
 @click.option("--webhook", "webhook_id", help="Only this webhook's deliveries.")
-@click.option("--status", type=click.Choice([s.value for s in DeliveryStatus]))
+@click.option("--status", type=click.Choice([status.value for status in DeliveryStatus]))
 @click.option("--topic")
 @click.option("--event", "event_id")
 @click.option("--limit", default=50, show_default=True)

@@ -441,6 +441,7 @@ class Service:
         since: datetime | None = None,
         until: datetime | None = None,
         status: str = "failed",
+        changed_since: datetime | None = None,
     ) -> int:
         """Send again what did not arrive ("failed": failed and skipped deliveries) or
         everything ("all") created in the range, spaced at the replay rate; return how many."""
@@ -449,7 +450,7 @@ class Service:
             raise InvalidInput("status", f"one of {', '.join(REPLAYABLE)}")
         spacing = timedelta(seconds=1 / self.settings.replay_rate)
         count = await self.store.replay(
-            tenant_id, webhook_id, chosen, since, until, self.clock(), spacing
+            tenant_id, webhook_id, chosen, since, until, self.clock(), spacing, changed_since
         )
         if count:
             self._wake()

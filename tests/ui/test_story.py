@@ -44,7 +44,7 @@ def send_test_and_open(page: Page, topic: str, outcome: str) -> None:
     """Send a test event from the webhook page and open its delivery once it has an outcome."""
     page.get_by_label("Topic", exact=True).first.select_option(topic)
     page.get_by_role("button", name="Send test event").click()
-    expect(page.get_by_role("status")).to_contain_text("Test event sent")
+    expect(page.locator("p.notice")).to_contain_text("Test event sent")
     deadline = time.monotonic() + 10
     row = page.locator("table.history tbody tr").first
     while outcome not in row.inner_text() and time.monotonic() < deadline:
@@ -93,7 +93,7 @@ def test_the_seed_story(page: Page, hookline_url: str, receiver: Receiver):
 
     # redeliver: one more attempt, same webhook-id
     page.get_by_role("button", name="Redeliver").click()
-    expect(page.get_by_role("status")).to_contain_text("Redelivery queued")
+    expect(page.locator("p.notice")).to_contain_text("Redelivery queued")
     receiver.wait_for(2, "/ok")
     page.reload()
     expect(page.locator("article.attempt")).to_have_count(2)
@@ -183,3 +183,26 @@ def test_every_page_labels_its_controls_and_needs_a_session(page: Page, hookline
     expect(page).to_have_url(re.compile(r"/sign-in"))
     page.goto(hookline_url + "/settings/webhooks")
     expect(page).to_have_url(re.compile(r"/sign-in"))
+
+
+def test_a_webhook_disabled_by_hookline_says_why_and_replays_on_enable(
+    page: Page, hookline_url: str, receiver: Receiver
+):
+    sign_in(page, hookline_url)
+    add_webhook(page, "Gone away", receiver.url("/status/410"), ["employee_create"])
+    page.get_by_role("button", name="Send test event").click()
+    deadline = time.monotonic() + 10
+    while "This webhook is disabled" not in page.content() and time.monotonic() < deadline:
+        time.sleep(0.2)
+        page.reload()
+    expect(page.get_by_role("heading", name="This webhook is disabled")).to_be_visible()
+    expect(page.locator(".state-off")).to_contain_text("410 Gone")
+    shoot(page, "12-disabled")
+    page.get_by_role("link", name="Edit").click()
+    page.get_by_label("Payload URL").fill(receiver.url("/ok"))
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_label("Also replay what failed or was skipped", exact=False)).to_be_checked()
+    page.locator(".state-off").get_by_role("button", name="Enable").click()
+    expect(page.locator("p.notice")).to_contain_text("Replay queued")
+    [got] = receiver.wait_for(1, "/ok")
+    assert b"employee_create" in got.body

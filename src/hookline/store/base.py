@@ -193,9 +193,11 @@ class Store(abc.ABC):
         until: datetime | None,
         now: datetime,
         spacing: timedelta,
+        changed_since: datetime | None = None,
     ) -> int:
-        """Make the webhook's deliveries in those statuses (created in the range) due again,
-        one every ``spacing`` from ``now``, with a fresh retry schedule; return how many."""
+        """Make the webhook's deliveries in those statuses (created in the range, and last
+        attempted or skipped since ``changed_since``) due again, one every ``spacing`` from
+        ``now``, with a fresh retry schedule; return how many."""
 
     @abc.abstractmethod
     async def release(self, jobs: list[Job], now: datetime) -> None:

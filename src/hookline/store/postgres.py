@@ -615,6 +615,7 @@ class PostgresStore(Store):
         until: datetime | None,
         now: datetime,
         spacing: timedelta,
+        changed_since: datetime | None = None,
     ) -> int:
         async with self._tx() as conn:
             await _owned(conn, "webhooks", tenant_id, webhook_id)
@@ -622,7 +623,8 @@ class PostgresStore(Store):
                 "WITH chosen AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n "
                 "FROM deliveries WHERE webhook_id = $1 AND tenant_id = $2 "
                 "AND status = ANY($3::text[]) AND ($4::timestamptz IS NULL OR created_at >= $4) "
-                "AND ($5::timestamptz IS NULL OR created_at < $5)) "
+                "AND ($5::timestamptz IS NULL OR created_at < $5) "
+                "AND ($8::timestamptz IS NULL OR updated_at >= $8)) "
                 "UPDATE deliveries d SET status = 'pending', "
                 "next_attempt_at = $6::timestamptz + chosen.n * $7::interval, "
                 "schedule_step = 0, manual = false, updated_at = $6 FROM chosen "
@@ -634,6 +636,7 @@ class PostgresStore(Store):
                 until,
                 now,
                 spacing,
+                changed_since,
             )
             await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
         return int(status.split()[-1])

@@ -677,6 +677,7 @@ class SqliteStore(Store):
         until: datetime | None,
         now: datetime,
         spacing: timedelta,
+        changed_since: datetime | None = None,
     ) -> int:
         clauses = ["webhook_id = ?", "tenant_id = ?", "status IN (SELECT value FROM json_each(?))"]
         params: list[Any] = [webhook_id, tenant_id, orjson.dumps([s.value for s in statuses])]
@@ -686,6 +687,9 @@ class SqliteStore(Store):
         if until is not None:
             clauses.append("created_at < ?")
             params.append(_us(until))
+        if changed_since is not None:
+            clauses.append("updated_at >= ?")
+            params.append(_us(changed_since))
         step = spacing // timedelta(microseconds=1)
 
         def update(conn: sqlite3.Connection) -> int:

@@ -42,6 +42,7 @@ NOTICES = {
     "test_sent": "Test event sent. It appears at the top of the history below.",
     "redelivered": "Redelivery queued: a new attempt is being made now.",
     "inbox_deleted": "Inbox deleted.",
+    "replayed": "Replay queued: the deliveries go out again at a bounded rate.",
 }
 
 
@@ -227,7 +228,16 @@ def _webhook_form(
     )
 
 
+def _number(text: str, parse: Any) -> Any:
+    """A form's number, or the text itself for the service to refuse with a clear message."""
+    try:
+        return parse(text)
+    except ValueError:
+        return text
+
+
 def _form_values(form: FormData) -> dict[str, Any]:
+    rate = str(form.get("rate_limit", "")).strip()
     return {
         "name": str(form.get("name", "")),
         "url": str(form.get("url", "")),
@@ -235,12 +245,24 @@ def _form_values(form: FormData) -> dict[str, Any]:
         "topics": [str(topic) for topic in form.getlist("topics")],
         "enabled": form.get("enabled") == "on",
         "remove_secret": form.get("remove_secret") == "on",
+        "max_in_flight": _number(str(form.get("max_in_flight", "8")).strip(), int),
+        "rate_limit": _number(rate, float) if rate else None,
+        "ordered": form.get("ordered") == "on",
     }
 
 
 @router.get("/settings/webhooks/new")
 async def new_webhook_page(request: Request, svc: ServiceDep, session: SessionDep) -> Response:
-    values = {"name": "", "url": "", "secret": "", "topics": [], "enabled": True}
+    values = {
+        "name": "",
+        "url": "",
+        "secret": "",
+        "topics": [],
+        "enabled": True,
+        "max_in_flight": svc.settings.max_in_flight,
+        "rate_limit": None,
+        "ordered": False,
+    }
     return _webhook_form(request, svc, session, values=values)
 
 
@@ -259,6 +281,9 @@ async def create_webhook(request: Request, svc: ServiceDep, session: SessionDep)
             topics=values["topics"],
             secret=values["secret"] or None,
             enabled=values["enabled"],
+            max_in_flight=values["max_in_flight"],
+            rate_limit=values["rate_limit"],
+            ordered=values["ordered"],
         )
     except InvalidInput as exc:
         errors = {exc.field: exc.message}
@@ -277,6 +302,9 @@ async def edit_webhook_page(
         "secret": "",
         "topics": list(webhook.topics),
         "enabled": webhook.enabled,
+        "max_in_flight": webhook.max_in_flight,
+        "rate_limit": webhook.rate_limit,
+        "ordered": webhook.ordered,
     }
     return _webhook_form(request, svc, session, values=values, webhook=webhook)
 
@@ -307,6 +335,9 @@ async def update_webhook(
             topics=values["topics"],
             secret=secret,
             enabled=values["enabled"],
+            max_in_flight=values["max_in_flight"],
+            rate_limit=values["rate_limit"],
+            ordered=values["ordered"],
         )
     except InvalidInput as exc:
         errors = {exc.field: exc.message}
@@ -322,8 +353,29 @@ async def toggle_webhook(
 ) -> Response:
     form = await _form(request, session)
     enabled = form.get("enabled") == "true"
+    before = await svc.get_webhook(session.tenant_id, webhook_id)
     await svc.update_webhook(session.tenant_id, webhook_id, enabled=enabled)
+    if enabled and form.get("replay") == "on":
+        # what failed or was skipped since the trouble began
+        began = before.failing_since or before.disabled_at
+        await svc.replay(session.tenant_id, webhook_id, changed_since=began)
+        return _see_other(f"/settings/webhooks/{webhook_id}", "replayed")
     return _see_other(f"/settings/webhooks/{webhook_id}", "enabled" if enabled else "disabled")
+
+
+@router.post("/settings/webhooks/{webhook_id}/replay")
+async def replay_webhook(
+    request: Request, webhook_id: str, svc: ServiceDep, session: SessionDep
+) -> Response:
+    form = await _form(request, session)
+    await svc.replay(
+        session.tenant_id,
+        webhook_id,
+        since=_when(str(form.get("since", ""))),
+        until=_when(str(form.get("until", ""))),
+        status=str(form.get("status", "failed")),
+    )
+    return _see_other(f"/settings/webhooks/{webhook_id}", "replayed")
 
 
 @router.get("/settings/webhooks/{webhook_id}/delete")
@@ -399,6 +451,7 @@ async def webhook_page(
         filter_query=more,
         statuses=list(statuses),
         topics=svc.topics(),
+        now=svc.clock(),
     )
 
 
