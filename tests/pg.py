@@ -62,8 +62,11 @@ class Template:
 
     def fresh(self) -> str:
         """A new database from the template; returns its name."""
+        return asyncio.run(self.fresh_async())
+
+    async def fresh_async(self) -> str:
         name = f"hookline_test_{secrets.token_hex(6)}"
-        asyncio.run(_admin(f"CREATE DATABASE {name} TEMPLATE {self.name}"))
+        await _admin(f"CREATE DATABASE {name} TEMPLATE {self.name}")
         return name
 
     @staticmethod

@@ -3,8 +3,9 @@
 Paths: ``/ok`` 200; ``/status/<code>`` that status (``?retry_after=`` adds Retry-After);
 ``/slow/<s>`` 200 after s seconds; ``/flaky/<n>`` 500 for the first n requests, then 200;
 ``/hang`` never answers (until the receiver stops); ``/drip`` 200 then one body byte a
-second; ``/redirect`` 302 to /ok; ``/big`` a 100 MB body; ``/close`` closes the connection
-without answering.
+second; ``/redirect`` 302 to /ok; ``/big`` a 1 GiB body; ``/close`` closes the connection
+without answering; ``/cut`` closes it mid-body; ``/limited/<n>`` 429 (Retry-After: 1) for the
+first n requests; ``/first-fails`` 500 for the first request of each distinct body.
 """
 
 from __future__ import annotations
@@ -101,6 +102,26 @@ class Receiver:
         if kind == "slow":
             await asyncio.sleep(float(parts[1]) if len(parts) > 1 else 0.3)
             return web.Response(text="ok, slowly")
+        if kind == "first-fails":
+            # each distinct body fails once, then succeeds
+            with self._lock:
+                seen = self._counts[body.decode()]
+                self._counts[body.decode()] += 1
+            if not seen:
+                return web.Response(status=500, text="first time fails")
+            return web.Response(text="ok")
+        if kind == "limited":
+            if count <= int(parts[1]):
+                return web.Response(status=429, text="slow down", headers={"Retry-After": "1"})
+            return web.Response(text="ok")
+        if kind == "cut":
+            response = web.StreamResponse()
+            response.content_length = 1000
+            await response.prepare(request)
+            await response.write(b"partial")
+            assert request.transport is not None
+            request.transport.close()
+            return response
         if kind == "flaky":
             if count <= int(parts[1]):
                 return web.Response(status=500, text="not yet")
@@ -120,10 +141,10 @@ class Receiver:
             raise web.HTTPFound("/ok")
         if kind == "big":
             response = web.StreamResponse()
-            response.content_length = 100 * 1024 * 1024
+            response.content_length = 1024 * 1024 * 1024
             await response.prepare(request)
             chunk = b"x" * 65536
-            for _ in range(1600):
+            for _ in range(16384):  # 1 GiB, unless the client stops reading
                 await response.write(chunk)
             return response
         if kind == "close":

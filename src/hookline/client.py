@@ -96,10 +96,34 @@ class _Endpoints(Generic[R]):
         *,
         secret: str | None = None,
         enabled: bool = True,
+        max_in_flight: int | None = None,
+        rate_limit: float | None = None,
+        ordered: bool = False,
     ) -> R:
         """Create a webhook; ``secret="generate"`` returns a new secret once, in ``secret``."""
-        body = {"name": name, "url": url, "topics": topics, "secret": secret, "enabled": enabled}
+        body = {
+            "name": name,
+            "url": url,
+            "topics": topics,
+            "secret": secret,
+            "enabled": enabled,
+            "max_in_flight": max_in_flight,
+            "rate_limit": rate_limit,
+            "ordered": ordered,
+        }
         return self._call("POST", "/api/v1/webhooks", json=body)
+
+    def replay(
+        self,
+        webhook_id: str,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        status: str = "failed",
+    ) -> R:
+        """Send again what failed or was skipped ("failed"), or everything ("all")."""
+        body = _params(since=since, until=until, status=status)
+        return self._call("POST", f"/api/v1/webhooks/{webhook_id}/replay", json=body)
 
     def list_webhooks(self, *, cursor: str | None = None, limit: int | None = None) -> R:
         return self._call("GET", "/api/v1/webhooks", params=_params(cursor=cursor, limit=limit))
