@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import functools
 import logging
 import time
@@ -33,6 +34,16 @@ log = logging.getLogger("hookline.dispatcher")
 
 USER_AGENT = f"hookline/{__version__}"
 _IDLE_FLOOR = 0.005
+#: with requests in flight, how long to wait for one to finish before claiming again anyway
+_BUSY_WAIT = 0.05
+#: after finding no retry due, how long before looking again (a wake-up does not shorten it)
+_RETRY_LOOK_INTERVAL = 0.05
+
+
+class _Claimed(enum.Enum):
+    FULL = "full"  #: a lane got all it asked for: more may be due, claim again at once
+    SOME = "some"  #: some came: claim again when a request finishes
+    NONE = "none"  #: nothing was due: sleep until something is
 
 
 def request_headers(job: Job, now: datetime, signature_header: str) -> dict[str, str]:
@@ -175,6 +186,7 @@ class Dispatcher:
         self._slots = {Lane.FIRST: settings.concurrency, Lane.RETRY: settings.retry_concurrency}
         self._in_flight: dict[Lane, dict[asyncio.Task[None], Job]] = {lane: {} for lane in Lane}
         self._rate_limits: dict[str, _RateLimit] = {}
+        self._retries_quiet_until = 0.0
         self._finished: list[Outcome] = []
         self._finished_event = asyncio.Event()
         self._closing = False
@@ -197,7 +209,11 @@ class Dispatcher:
         try:
             while not stop.is_set():
                 try:
-                    if not await self._claim_and_send():
+                    claimed = await self._claim_and_send()
+                    if claimed is _Claimed.SOME:
+                        # requests are in flight: the next to finish wakes us, no planning
+                        await self._wait_for_wake(stop, _BUSY_WAIT, clear=False)
+                    elif claimed is _Claimed.NONE:
                         await self._idle(stop)
                     backoff.reset()
                 except StoreUnavailable as exc:
@@ -211,15 +227,17 @@ class Dispatcher:
         finally:
             await self._shutdown(writer)
 
-    async def _claim_and_send(self) -> bool:
-        """Claim for each lane as many due deliveries as it has free slots; True when there may
-        be more due at once (a lane got a full batch, or every slot is taken)."""
+    async def _claim_and_send(self) -> _Claimed:
+        """Claim for each lane as many due deliveries as it has free slots."""
         more = False
+        got = False
         full = 0
         for lane, slots in self._slots.items():
             free = slots - len(self._in_flight[lane])
             if free <= 0:
                 full += 1
+                continue
+            if lane is Lane.RETRY and time.monotonic() < self._retries_quiet_until:
                 continue
             want = min(free, self.settings.claim_batch)
             now = self.clock()
@@ -236,23 +254,34 @@ class Dispatcher:
                 self._in_flight[lane][task] = job
                 task.add_done_callback(functools.partial(self._done, lane))
             more = more or len(jobs) == want
+            got = got or bool(jobs)
+            if lane is Lane.RETRY and not jobs:
+                # retries are planned, not urgent: look again in a moment, not on every wake-up
+                self._retries_quiet_until = time.monotonic() + _RETRY_LOOK_INTERVAL
         if full == len(self._slots):
             self._wake.clear()
             await self._wake.wait()  # a finishing request wakes us
-            return True
-        return more
+            return _Claimed.FULL
+        if more:
+            return _Claimed.FULL
+        return _Claimed.SOME if got else _Claimed.NONE
 
     def _done(self, lane: Lane, task: asyncio.Task[None]) -> None:
         self._in_flight[lane].pop(task, None)
         self._wake.set()
 
     async def _idle(self, stop: asyncio.Event) -> None:
+        """Nothing was due: sleep until the earliest planned attempt, a wake-up, or the poll."""
         self._wake.clear()
         timeout = self.settings.poll_interval
         next_due = await self.store.next_due_at()
         if next_due is not None:
             timeout = min(timeout, (next_due - self.clock()).total_seconds())
-        timeout = max(timeout, _IDLE_FLOOR)
+        await self._wait_for_wake(stop, max(timeout, _IDLE_FLOOR), clear=False)  # cleared above
+
+    async def _wait_for_wake(self, stop: asyncio.Event, timeout: float, clear: bool) -> None:
+        if clear:
+            self._wake.clear()
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         try:
             await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)

@@ -10,6 +10,7 @@ failed attempt is data (see ``models.ErrorKind``).
      ├── InvalidJSON             the body is not JSON (400)
      ├── PayloadTooLarge         the body is over the limit (413)
      ├── Unauthorized            no or wrong API key (401)
+     ├── Forbidden               the key may not do this (403)
      ├── NotFound                no such object for this tenant (404)
      ├── Conflict                the request clashes with what is stored (409)
      │    └── IdempotencyConflict  an Idempotency-Key reused with another body (409)
@@ -68,6 +69,12 @@ class Unauthorized(HooklineError):
     """A valid API key is required: send `Authorization: Bearer <api key>`."""
 
     code = "unauthorized"
+
+
+class Forbidden(HooklineError):
+    """This API key may not do that."""
+
+    code = "forbidden"
 
 
 class NotFound(HooklineError):

@@ -286,3 +286,36 @@ class InboxRequest:
     received_at: datetime
     headers: dict[str, str]
     body: bytes
+
+
+# -- tenants and keys ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tenant:
+    id: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiKey:
+    """A stored API key: only its hash is kept, never the key."""
+
+    id: str
+    tenant_id: str
+    name: str
+    #: an admin key acts on any tenant (X-Hookline-Tenant) and manages tenants
+    is_admin: bool
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Principal:
+    """Who a request acts as: a tenant, with or without the admin's powers."""
+
+    tenant_id: str
+    is_admin: bool
+    key_id: str | None

@@ -19,12 +19,13 @@ import orjson
 
 from .config import Settings
 from .egress import EgressBlocked, EgressGuard
-from .errors import InvalidInput, InvalidJSON, PayloadTooLarge, Unauthorized
+from .errors import InvalidInput, InvalidJSON, NotFound, PayloadTooLarge, Unauthorized
 from .ids import new_id, token_hash
 from .inboxes import Inboxes
 from .metrics import Metrics, QueueStats
 from .models import (
     DEFAULT_TENANT,
+    ApiKey,
     Delivery,
     DeliveryDetail,
     DeliveryFilter,
@@ -32,6 +33,8 @@ from .models import (
     Event,
     Outcome,
     Page,
+    Principal,
+    Tenant,
     Topic,
     Webhook,
     WebhookAlert,
@@ -51,6 +54,7 @@ MAX_URL = 2048
 MAX_SECRET = 1024
 MAX_IDEMPOTENCY_KEY = 255
 MAX_PAGE = 500
+KEY_USE_RESOLUTION = timedelta(minutes=1)
 MAX_IN_FLIGHT = 100
 MAX_RATE_LIMIT = 10_000
 #: hookline's own topics start with this
@@ -123,20 +127,81 @@ class Service:
         if self.settings.api_key or await self.store.count_api_keys():
             return None
         key = "hk_" + secrets.token_urlsafe(32)
-        await self.store.add_api_key(new_id("key"), DEFAULT_TENANT, token_hash(key), self.clock())
+        await self.store.add_api_key(
+            new_id("key"), DEFAULT_TENANT, token_hash(key), self.clock(), name="first admin key"
+        )
         return key
 
-    async def authenticate(self, key: str | None) -> str:
-        """The tenant an API key acts for; Unauthorized if the key is missing or unknown."""
+    async def authenticate(self, key: str | None, acting_for: str | None = None) -> Principal:
+        """Who an API key is: an admin acts for the default tenant or ``acting_for`` (the
+        X-Hookline-Tenant header); a tenant key for its own tenant only. Unauthorized if the
+        key is missing, unknown or revoked; NotFound for a tenant the key cannot see."""
         if not key:
             raise Unauthorized()
         configured = self.settings.api_key
         if configured and hmac.compare_digest(key.encode(), configured.encode()):
-            return DEFAULT_TENANT
-        tenant = await self.store.tenant_for_key(token_hash(key))
-        if tenant is None:
-            raise Unauthorized("unknown API key")
+            principal = Principal(tenant_id=DEFAULT_TENANT, is_admin=True, key_id=None)
+        else:
+            stored = await self.store.find_api_key(token_hash(key))
+            if stored is None:
+                raise Unauthorized("unknown or revoked API key")
+            await self._touch(stored)
+            principal = Principal(
+                tenant_id=stored.tenant_id, is_admin=stored.is_admin, key_id=stored.id
+            )
+        if acting_for and acting_for != principal.tenant_id:
+            if not principal.is_admin:
+                raise NotFound(f"no tenant {acting_for}")  # never say it exists
+            await self.store.get_tenant(acting_for)
+            principal = replace(principal, tenant_id=acting_for)
+        return principal
+
+    async def _touch(self, key: ApiKey) -> None:
+        """Remember a key's last use, at most once a minute (a write per request is waste)."""
+        now = self.clock()
+        if key.last_used_at is None or now - key.last_used_at > KEY_USE_RESOLUTION:
+            await self.store.touch_api_key(key.id, now)
+
+    # -- tenants and keys ----------------------------------------------------------------------
+
+    async def create_tenant(self, name: Any) -> Tenant:
+        tenant = Tenant(id=new_id("ten"), name=self._check_name(name), created_at=self.clock())
+        await self.store.add_tenant(tenant)
         return tenant
+
+    async def list_tenants(self) -> list[Tenant]:
+        return await self.store.list_tenants()
+
+    async def create_api_key(
+        self, tenant_id: str, name: Any = "", *, is_admin: bool = False
+    ) -> tuple[ApiKey, str]:
+        """A new key for the tenant, returned with the key itself, which is shown this once."""
+        await self.store.get_tenant(tenant_id)
+        label = name.strip()[:MAX_NAME] if isinstance(name, str) else ""
+        key = "hk_" + secrets.token_urlsafe(32)
+        key_id = new_id("key")
+        now = self.clock()
+        await self.store.add_api_key(
+            key_id, tenant_id, token_hash(key), now, is_admin=is_admin, name=label
+        )
+        return (
+            ApiKey(
+                id=key_id,
+                tenant_id=tenant_id,
+                name=label,
+                is_admin=is_admin,
+                created_at=now,
+                last_used_at=None,
+                revoked_at=None,
+            ),
+            key,
+        )
+
+    async def list_api_keys(self, tenant_id: str) -> list[ApiKey]:
+        return await self.store.list_api_keys(tenant_id)
+
+    async def revoke_api_key(self, tenant_id: str, key_id: str) -> None:
+        await self.store.revoke_api_key(tenant_id, key_id, self.clock())
 
     # -- topics --------------------------------------------------------------------------------
 

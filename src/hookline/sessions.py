@@ -21,7 +21,7 @@ class Sessions:
 
     async def sign_in(self, api_key: str) -> tuple[str, Session]:
         svc = self._service
-        tenant_id = await svc.authenticate(api_key)
+        tenant_id = (await svc.authenticate(api_key)).tenant_id
         token = secrets.token_urlsafe(32)
         now = svc.clock()
         session = Session(

@@ -19,6 +19,7 @@ from ..__about__ import __version__
 from ..config import Settings
 from ..errors import (
     Conflict,
+    Forbidden,
     HooklineError,
     InvalidInput,
     InvalidJSON,
@@ -38,6 +39,7 @@ _STATUS: dict[type[HooklineError], int] = {
     InvalidJSON: 400,
     PayloadTooLarge: 413,
     Unauthorized: 401,
+    Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     StoreUnavailable: 503,

@@ -9,8 +9,8 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from ..errors import InvalidInput, PayloadTooLarge, StoreUnavailable
-from ..models import DeliveryFilter, DeliveryStatus
+from ..errors import Forbidden, InvalidInput, PayloadTooLarge, StoreUnavailable
+from ..models import DeliveryFilter, DeliveryStatus, Principal
 from ..service import UNSET, Service
 from . import schemas as s
 
@@ -20,18 +20,32 @@ def service(request: Request) -> Service:
     return runtime.service  # type: ignore[no-any-return]
 
 
-async def tenant(
+async def principal(
     request: Request,
     authorization: Annotated[str | None, Header(description="Bearer <api key>")] = None,
-) -> str:
+    x_hookline_tenant: Annotated[
+        str | None, Header(description="Admin keys only: act for this tenant.")
+    ] = None,
+) -> Principal:
     key = None
     if authorization and authorization[:7].lower() == "bearer ":
         key = authorization[7:].strip()
-    return await service(request).authenticate(key)
+    return await service(request).authenticate(key, x_hookline_tenant)
+
+
+async def tenant(who: Annotated[Principal, Depends(principal)]) -> str:
+    return who.tenant_id
+
+
+async def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    if not who.is_admin:
+        raise Forbidden("this needs an admin API key")
+    return who
 
 
 ServiceDep = Annotated[Service, Depends(service)]
 TenantDep = Annotated[str, Depends(tenant)]
+AdminDep = Annotated[Principal, Depends(admin)]
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"model": s.Problem} for code in (400, 401, 404, 409, 413, 422, 503)
@@ -173,6 +187,48 @@ async def replay(
         status=body.status,
     )
     return _json({"replayed": count}, 202)
+
+
+# -- tenants and keys --------------------------------------------------------------------------
+
+
+@v1.post("/tenants", status_code=201, response_model=s.TenantOut, tags=["tenants"])
+async def create_tenant(body: s.TenantCreate, svc: ServiceDep, _: AdminDep) -> Response:
+    """Admin only. A new tenant: its own webhooks, events and deliveries, seen by no other."""
+    return _json(s.tenant_json(await svc.create_tenant(body.name)), 201)
+
+
+@v1.get("/tenants", response_model=s.TenantList, tags=["tenants"])
+async def list_tenants(svc: ServiceDep, _: AdminDep) -> Response:
+    tenants = await svc.list_tenants()
+    return _json({"data": [s.tenant_json(t) for t in tenants], "next_cursor": None})
+
+
+@v1.post(
+    "/tenants/{tenant_id}/api-keys",
+    status_code=201,
+    response_model=s.ApiKeyCreated,
+    tags=["tenants"],
+)
+async def create_tenant_key(
+    tenant_id: str, svc: ServiceDep, _: AdminDep, body: s.ApiKeyCreate | None = None
+) -> Response:
+    """Admin only. A key that acts for this tenant alone; the key is shown this once."""
+    created, key = await svc.create_api_key(tenant_id, body.name if body else "")
+    return _json({"id": created.id, "key": key, "created_at": s.iso(created.created_at)}, 201)
+
+
+@v1.get("/api-keys", response_model=s.ApiKeyList, tags=["tenants"])
+async def list_keys(svc: ServiceDep, tenant_id: TenantDep) -> Response:
+    """The acting tenant's keys (never the keys themselves), with their last use."""
+    keys = await svc.list_api_keys(tenant_id)
+    return _json({"data": [s.api_key_json(k) for k in keys], "next_cursor": None})
+
+
+@v1.delete("/api-keys/{key_id}", status_code=204, tags=["tenants"])
+async def revoke_key(key_id: str, svc: ServiceDep, tenant_id: TenantDep) -> Response:
+    await svc.revoke_api_key(tenant_id, key_id)
+    return Response(status_code=204)
 
 
 # -- events ------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..models import Attempt, Delivery, DeliveryDetail, Event, Topic, Webhook
+from ..models import ApiKey, Attempt, Delivery, DeliveryDetail, Event, Tenant, Topic, Webhook
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -195,6 +195,49 @@ class DeliveryDetailOut(DeliveryOut):
     attempts: list[AttemptOut]
 
 
+class TenantCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Any = Field(description="1 to 255 characters.")
+
+
+class TenantOut(BaseModel):
+    id: str
+    name: str
+    created_at: str
+
+
+class TenantList(BaseModel):
+    data: list[TenantOut]
+    next_cursor: str | None
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(default="", description="To recognise it in the list later.")
+
+
+class ApiKeyCreated(BaseModel):
+    id: str
+    key: str = Field(description="The key itself: shown this once, stored only as a hash.")
+    created_at: str
+
+
+class ApiKeyOut(BaseModel):
+    id: str
+    name: str
+    is_admin: bool
+    created_at: str
+    last_used_at: str | None
+    revoked_at: str | None
+
+
+class ApiKeyList(BaseModel):
+    data: list[ApiKeyOut]
+    next_cursor: str | None
+
+
 class Problem(BaseModel):
     code: str
     detail: str
@@ -295,4 +338,19 @@ def delivery_detail_json(detail: DeliveryDetail) -> dict[str, Any]:
     return {
         **delivery_json(detail.delivery),
         "attempts": [attempt_json(attempt) for attempt in detail.attempts],
+    }
+
+
+def tenant_json(tenant: Tenant) -> dict[str, Any]:
+    return {"id": tenant.id, "name": tenant.name, "created_at": iso(tenant.created_at)}
+
+
+def api_key_json(key: ApiKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "name": key.name,
+        "is_admin": key.is_admin,
+        "created_at": iso(key.created_at),
+        "last_used_at": iso(key.last_used_at),
+        "revoked_at": iso(key.revoked_at),
     }

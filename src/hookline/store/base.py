@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from ..metrics import QueueStats
 from ..models import (
+    ApiKey,
     Delivery,
     DeliveryDetail,
     DeliveryFilter,
@@ -27,6 +28,7 @@ from ..models import (
     Outcome,
     Page,
     Session,
+    Tenant,
     Webhook,
     WebhookAlert,
     WebhookSummary,
@@ -101,15 +103,46 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def add_api_key(
-        self, key_id: str, tenant_id: str, key_hash: str, now: datetime
+        self,
+        key_id: str,
+        tenant_id: str,
+        key_hash: str,
+        now: datetime,
+        *,
+        is_admin: bool = True,
+        name: str = "",
     ) -> None: ...
 
     @abc.abstractmethod
-    async def tenant_for_key(self, key_hash: str) -> str | None:
-        """The tenant an API key (by hash) acts for, or None."""
+    async def find_api_key(self, key_hash: str) -> ApiKey | None:
+        """The unrevoked key with that hash, or None."""
+
+    @abc.abstractmethod
+    async def touch_api_key(self, key_id: str, now: datetime) -> None:
+        """Remember that the key was used."""
+
+    @abc.abstractmethod
+    async def list_api_keys(self, tenant_id: str) -> list[ApiKey]: ...
+
+    @abc.abstractmethod
+    async def revoke_api_key(self, tenant_id: str, key_id: str, now: datetime) -> None:
+        """Revoke the tenant's key; NotFound if it has no such key."""
 
     @abc.abstractmethod
     async def count_api_keys(self) -> int: ...
+
+    # -- tenants -------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def add_tenant(self, tenant: Tenant) -> None: ...
+
+    @abc.abstractmethod
+    async def get_tenant(self, tenant_id: str) -> Tenant:
+        """NotFound unless it exists."""
+
+    @abc.abstractmethod
+    async def list_tenants(self) -> list[Tenant]:
+        """Oldest first."""
 
     # -- webhooks ------------------------------------------------------------------------------
 

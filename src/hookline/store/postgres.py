@@ -24,6 +24,7 @@ from ..errors import IdempotencyConflict, NotFound, StoreUnavailable
 from ..ids import id_floor, new_id
 from ..metrics import QueueStats
 from ..models import (
+    ApiKey,
     Delivery,
     DeliveryDetail,
     DeliveryFilter,
@@ -36,6 +37,7 @@ from ..models import (
     Outcome,
     Page,
     Session,
+    Tenant,
     Webhook,
     WebhookAlert,
     WebhookSummary,
@@ -44,6 +46,7 @@ from .base import NewEvent, RecordRules, Store, StoredEvent, alert
 from .rows import (
     NOUNS,
     RETRY_HORIZON,
+    api_key_from,
     attempt_from,
     delivery_from,
     event_from,
@@ -52,9 +55,10 @@ from .rows import (
     job_from,
     page_of,
     session_from,
+    tenant_from,
     webhook_from,
 )
-from .streaks import judge, streak_updates
+from .streaks import judge, webhook_changes
 
 log = logging.getLogger("hookline.store")
 
@@ -197,23 +201,75 @@ class PostgresStore(Store):
 
     # -- API keys ------------------------------------------------------------------------------
 
-    async def add_api_key(self, key_id: str, tenant_id: str, key_hash: str, now: datetime) -> None:
+    async def add_api_key(
+        self,
+        key_id: str,
+        tenant_id: str,
+        key_hash: str,
+        now: datetime,
+        *,
+        is_admin: bool = True,
+        name: str = "",
+    ) -> None:
         async with self._conn() as conn:
             await conn.execute(
-                "INSERT INTO api_keys (id, tenant_id, key_hash, created_at) "
-                "VALUES ($1, $2, $3, $4)",
+                "INSERT INTO api_keys (id, tenant_id, key_hash, created_at, is_admin, name) "
+                "VALUES ($1, $2, $3, $4, $5, $6)",
                 key_id,
                 tenant_id,
                 key_hash,
                 now,
+                is_admin,
+                name,
             )
 
-    async def tenant_for_key(self, key_hash: str) -> str | None:
+    async def find_api_key(self, key_hash: str) -> ApiKey | None:
         async with self._conn() as conn:
-            tenant: str | None = await conn.fetchval(
-                "SELECT tenant_id FROM api_keys WHERE key_hash = $1", key_hash
+            row = await conn.fetchrow(
+                "SELECT * FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", key_hash
             )
-            return tenant
+        return None if row is None else api_key_from(row)
+
+    async def touch_api_key(self, key_id: str, now: datetime) -> None:
+        async with self._conn() as conn:
+            await conn.execute("UPDATE api_keys SET last_used_at = $1 WHERE id = $2", now, key_id)
+
+    async def list_api_keys(self, tenant_id: str) -> list[ApiKey]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                "SELECT * FROM api_keys WHERE tenant_id = $1 ORDER BY id", tenant_id
+            )
+        return [api_key_from(row) for row in rows]
+
+    async def revoke_api_key(self, tenant_id: str, key_id: str, now: datetime) -> None:
+        async with self._tx() as conn:
+            await _owned(conn, "api_keys", tenant_id, key_id)
+            await conn.execute(
+                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, $1) WHERE id = $2",
+                now,
+                key_id,
+            )
+
+    async def add_tenant(self, tenant: Tenant) -> None:
+        async with self._conn() as conn:
+            await conn.execute(
+                "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)",
+                tenant.id,
+                tenant.name,
+                tenant.created_at,
+            )
+
+    async def get_tenant(self, tenant_id: str) -> Tenant:
+        async with self._conn() as conn:
+            row = await conn.fetchrow("SELECT * FROM tenants WHERE id = $1", tenant_id)
+        if row is None:
+            raise NotFound(f"no tenant {tenant_id}")
+        return tenant_from(row)
+
+    async def list_tenants(self) -> list[Tenant]:
+        async with self._conn() as conn:
+            rows = await conn.fetch("SELECT * FROM tenants ORDER BY created_at, id")
+        return [tenant_from(row) for row in rows]
 
     async def count_api_keys(self) -> int:
         async with self._conn() as conn:
@@ -537,6 +593,8 @@ class PostgresStore(Store):
                 [None if a.error_kind is None else a.error_kind.value for a in attempts],
                 [a.error_message for a in attempts],
             )
+            # webhooks before deliveries: the order deleting a webhook takes its locks in
+            alerts = await self._update_webhooks(conn, outcomes, now, rules)
             await conn.execute(
                 "UPDATE deliveries d SET status = u.status, next_attempt_at = u.next_at, "
                 "schedule_step = u.step, attempts_count = greatest(d.attempts_count, u.number), "
@@ -556,32 +614,28 @@ class PostgresStore(Store):
                 [o.attempt.started_at for o in outcomes],
                 [o.attempt.duration_ms for o in outcomes],
             )
-            return await self._update_webhooks(conn, outcomes, now, rules)
+            return alerts
 
     @staticmethod
     async def _update_webhooks(
         conn: Conn, outcomes: list[Outcome], now: datetime, rules: RecordRules
     ) -> list[WebhookAlert]:
         """Streaks, pauses and disabling: the webhook side of recording attempts."""
-        pauses = [o for o in outcomes if o.pause_webhook_until is not None]
-        if pauses:
-            await conn.execute(
-                "UPDATE webhooks w SET paused_until = greatest(w.paused_until, u.until) "
-                "FROM unnest($1::text[], $2::timestamptz[]) AS u(id, until) WHERE w.id = u.id",
-                [o.job.webhook_id for o in pauses],
-                [o.pause_webhook_until for o in pauses],
-            )
         alerts = []
-        disable = {o.job.webhook_id: o.disable_reason for o in outcomes if o.disable_reason}
-        for update in streak_updates(outcomes):
+        disable: dict[str, str] = {}
+        for change in webhook_changes(outcomes):
+            update = change.streak
             row = await conn.fetchrow(
                 "UPDATE webhooks SET consecutive_failures = CASE WHEN $1 THEN $2 "
                 "ELSE consecutive_failures + $2 END, failing_since = CASE WHEN $1 THEN $3 "
-                "ELSE coalesce(failing_since, $3) END WHERE id = $4 RETURNING *",
+                "ELSE coalesce(failing_since, $3) END, "
+                "paused_until = greatest(paused_until, $5::timestamptz) "
+                "WHERE id = $4 RETURNING *",
                 update.reset,
                 update.failures,
                 update.first_failure_at,
                 update.webhook_id,
+                change.pause_until,
             )
             if row is None:
                 continue
@@ -590,8 +644,9 @@ class PostgresStore(Store):
             )
             if failing is not None:
                 alerts.append(failing)
-            if reason is not None:
-                disable.setdefault(update.webhook_id, reason)
+            why = change.disable_reason or reason
+            if why is not None:
+                disable[update.webhook_id] = why
         for webhook_id, why in disable.items():
             row = await conn.fetchrow(
                 "UPDATE webhooks SET enabled = false, disabled_at = $1, disabled_reason = $2, "
@@ -602,7 +657,7 @@ class PostgresStore(Store):
             )
             if row is not None:
                 alerts.append(
-                    alert(webhook_from(row), "disabled", row["consecutive_failures"], why or "")
+                    alert(webhook_from(row), "disabled", row["consecutive_failures"], why)
                 )
         return alerts
 

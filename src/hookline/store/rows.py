@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from ..models import (
+    ApiKey,
     Attempt,
     Delivery,
     DeliveryStatus,
@@ -20,6 +21,7 @@ from ..models import (
     Job,
     Page,
     Session,
+    Tenant,
     Webhook,
 )
 
@@ -31,7 +33,13 @@ class Row(Protocol):
 
 
 #: what a missing row is called in NotFound messages, by table
-NOUNS = {"webhooks": "webhook", "events": "event", "deliveries": "delivery", "inboxes": "inbox"}
+NOUNS = {
+    "webhooks": "webhook",
+    "events": "event",
+    "deliveries": "delivery",
+    "inboxes": "inbox",
+    "api_keys": "API key",
+}
 
 #: how far back a delivery still being retried may have been created (the default schedule
 #: spans about 28 hours): the lower bound of "recent" history queries
@@ -151,6 +159,22 @@ def inbox_request_from(row: Row) -> InboxRequest:
         headers=row["headers"],
         body=bytes(row["body"]),
     )
+
+
+def api_key_from(row: Row) -> ApiKey:
+    return ApiKey(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        name=row["name"],
+        is_admin=bool(row["is_admin"]),
+        created_at=row["created_at"],
+        last_used_at=row["last_used_at"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+def tenant_from(row: Row) -> Tenant:
+    return Tenant(id=row["id"], name=row["name"], created_at=row["created_at"])
 
 
 def page_of(items: list[Any], limit: int) -> Page:

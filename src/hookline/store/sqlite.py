@@ -25,6 +25,7 @@ from ..errors import Conflict, IdempotencyConflict, NotFound, StoreUnavailable
 from ..ids import id_floor, new_id
 from ..metrics import QueueStats
 from ..models import (
+    ApiKey,
     Delivery,
     DeliveryDetail,
     DeliveryFilter,
@@ -37,6 +38,7 @@ from ..models import (
     Outcome,
     Page,
     Session,
+    Tenant,
     Webhook,
     WebhookAlert,
     WebhookSummary,
@@ -45,6 +47,7 @@ from .base import NewEvent, RecordRules, Store, StoredEvent, alert
 from .rows import (
     NOUNS,
     RETRY_HORIZON,
+    api_key_from,
     attempt_from,
     delivery_from,
     event_from,
@@ -53,9 +56,10 @@ from .rows import (
     job_from,
     page_of,
     session_from,
+    tenant_from,
     webhook_from,
 )
-from .streaks import judge, streak_updates
+from .streaks import judge, webhook_changes
 
 T = TypeVar("T")
 
@@ -202,23 +206,85 @@ class SqliteStore(Store):
 
     # -- API keys ------------------------------------------------------------------------------
 
-    async def add_api_key(self, key_id: str, tenant_id: str, key_hash: str, now: datetime) -> None:
+    async def add_api_key(
+        self,
+        key_id: str,
+        tenant_id: str,
+        key_hash: str,
+        now: datetime,
+        *,
+        is_admin: bool = True,
+        name: str = "",
+    ) -> None:
         def insert(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "INSERT INTO api_keys (id, tenant_id, key_hash, created_at) VALUES (?, ?, ?, ?)",
-                (key_id, tenant_id, key_hash, _us(now)),
+                "INSERT INTO api_keys (id, tenant_id, key_hash, created_at, is_admin, name) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (key_id, tenant_id, key_hash, _us(now), int(is_admin), name),
             )
 
         await self._writer.run(insert)
 
-    async def tenant_for_key(self, key_hash: str) -> str | None:
-        def find(conn: sqlite3.Connection) -> str | None:
+    async def find_api_key(self, key_hash: str) -> ApiKey | None:
+        def find(conn: sqlite3.Connection) -> ApiKey | None:
             row = conn.execute(
-                "SELECT tenant_id FROM api_keys WHERE key_hash = ?", (key_hash,)
+                "SELECT * FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", (key_hash,)
             ).fetchone()
-            return None if row is None else str(row[0])
+            return None if row is None else api_key_from(_values(row))
 
         return await self._reader.run(find)
+
+    async def touch_api_key(self, key_id: str, now: datetime) -> None:
+        await self._writer.run(
+            lambda conn: conn.execute(
+                "UPDATE api_keys SET last_used_at = ? WHERE id = ?", (_us(now), key_id)
+            )
+        )
+
+    async def list_api_keys(self, tenant_id: str) -> list[ApiKey]:
+        def select(conn: sqlite3.Connection) -> list[ApiKey]:
+            rows = conn.execute(
+                "SELECT * FROM api_keys WHERE tenant_id = ? ORDER BY id", (tenant_id,)
+            )
+            return [api_key_from(_values(row)) for row in rows]
+
+        return await self._reader.run(select)
+
+    async def revoke_api_key(self, tenant_id: str, key_id: str, now: datetime) -> None:
+        def revoke(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                _owned(conn, "api_keys", tenant_id, key_id)
+                conn.execute(
+                    "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?",
+                    (_us(now), key_id),
+                )
+
+        await self._writer.run(revoke)
+
+    async def add_tenant(self, tenant: Tenant) -> None:
+        await self._writer.run(
+            lambda conn: conn.execute(
+                "INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)",
+                (tenant.id, tenant.name, _us(tenant.created_at)),
+            )
+        )
+
+    async def get_tenant(self, tenant_id: str) -> Tenant:
+        def get(conn: sqlite3.Connection) -> Tenant:
+            row = conn.execute("SELECT * FROM tenants WHERE id = ?", (tenant_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no tenant {tenant_id}")
+            return tenant_from(_values(row))
+
+        return await self._reader.run(get)
+
+    async def list_tenants(self) -> list[Tenant]:
+        return await self._reader.run(
+            lambda conn: [
+                tenant_from(_values(row))
+                for row in conn.execute("SELECT * FROM tenants ORDER BY created_at, id")
+            ]
+        )
 
     async def count_api_keys(self) -> int:
         return await self._reader.run(
@@ -605,6 +671,8 @@ class SqliteStore(Store):
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     attempts,
                 )
+                # webhooks before deliveries, in the same order as on PostgreSQL
+                alerts = self._update_webhooks(conn, outcomes, now, rules)
                 conn.executemany(
                     "UPDATE deliveries SET status = ?, next_attempt_at = ?, schedule_step = ?, "
                     "attempts_count = max(attempts_count, ?), last_status_code = ?, "
@@ -612,7 +680,7 @@ class SqliteStore(Store):
                     "WHERE id = ? AND lease_token = ?",
                     updates,
                 )
-                return self._update_webhooks(conn, outcomes, now, rules)
+                return alerts
 
         return await self._writer.run(write)
 
@@ -622,22 +690,17 @@ class SqliteStore(Store):
     ) -> list[WebhookAlert]:
         """Streaks, pauses and disabling: the webhook side of recording attempts."""
         alerts = []
-        for outcome in outcomes:
-            if outcome.pause_webhook_until is not None:
-                conn.execute(
-                    "UPDATE webhooks SET paused_until = max(coalesce(paused_until, 0), ?) "
-                    "WHERE id = ?",
-                    (_us(outcome.pause_webhook_until), outcome.job.webhook_id),
-                )
-        disable: dict[str, str] = {
-            o.job.webhook_id: o.disable_reason for o in outcomes if o.disable_reason
-        }
-        for update in streak_updates(outcomes):
+        disable: dict[str, str] = {}
+        for change in webhook_changes(outcomes):
+            update = change.streak
             first = None if update.first_failure_at is None else _us(update.first_failure_at)
+            pause = None if change.pause_until is None else _us(change.pause_until)
             row = conn.execute(
                 "UPDATE webhooks SET consecutive_failures = CASE WHEN ? THEN ? "
                 "ELSE consecutive_failures + ? END, failing_since = CASE WHEN ? THEN ? "
-                "ELSE coalesce(failing_since, ?) END WHERE id = ? RETURNING *",
+                "ELSE coalesce(failing_since, ?) END, paused_until = CASE WHEN ? IS NULL "
+                "THEN paused_until ELSE max(coalesce(paused_until, 0), ?) END "
+                "WHERE id = ? RETURNING *",
                 (
                     update.reset,
                     update.failures,
@@ -645,6 +708,8 @@ class SqliteStore(Store):
                     update.reset,
                     first,
                     first,
+                    pause,
+                    pause,
                     update.webhook_id,
                 ),
             ).fetchone()
@@ -655,17 +720,18 @@ class SqliteStore(Store):
             )
             if failing is not None:
                 alerts.append(failing)
-            if reason is not None:
-                disable.setdefault(update.webhook_id, reason)
-        for webhook_id, reason in disable.items():
+            why = change.disable_reason or reason
+            if why is not None:
+                disable[update.webhook_id] = why
+        for webhook_id, why in disable.items():
             row = conn.execute(
                 "UPDATE webhooks SET enabled = 0, disabled_at = ?, disabled_reason = ?, "
                 "updated_at = ? WHERE id = ? AND enabled = 1 RETURNING *",
-                (_us(now), reason, _us(now), webhook_id),
+                (_us(now), why, _us(now), webhook_id),
             ).fetchone()
             if row is not None:
                 webhook = webhook_from(_values(row))
-                alerts.append(alert(webhook, "disabled", row["consecutive_failures"], reason))
+                alerts.append(alert(webhook, "disabled", row["consecutive_failures"], why))
         return alerts
 
     async def replay(

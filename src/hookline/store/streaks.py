@@ -21,12 +21,42 @@ class StreakUpdate:
     first_failure_at: datetime | None
 
 
-def streak_updates(outcomes: list[Outcome]) -> list[StreakUpdate]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookChange:
+    """Everything one batch changes on one webhook."""
+
+    streak: StreakUpdate
+    #: the latest pause a receiver asked for in the batch, if any
+    pause_until: datetime | None
+    #: disable at once, saying why (410 Gone)
+    disable_reason: str | None
+
+
+def webhook_changes(outcomes: list[Outcome]) -> list[WebhookChange]:
+    """Per webhook, in webhook id order: every writer takes the rows' locks in the same
+    order, so two dispatchers recording at once never deadlock."""
     by_webhook: dict[str, list[Outcome]] = {}
     for outcome in outcomes:
         by_webhook.setdefault(outcome.job.webhook_id, []).append(outcome)
+    changes = []
+    for streak in streak_updates(by_webhook):
+        batch = by_webhook[streak.webhook_id]
+        pauses = [o.pause_webhook_until for o in batch if o.pause_webhook_until is not None]
+        reasons = [o.disable_reason for o in batch if o.disable_reason]
+        changes.append(
+            WebhookChange(
+                streak=streak,
+                pause_until=max(pauses) if pauses else None,
+                disable_reason=reasons[0] if reasons else None,
+            )
+        )
+    return changes
+
+
+def streak_updates(by_webhook: dict[str, list[Outcome]]) -> list[StreakUpdate]:
     updates = []
-    for webhook_id, batch in by_webhook.items():
+    for webhook_id in sorted(by_webhook):
+        batch = by_webhook[webhook_id]
         batch.sort(key=lambda o: o.attempt.started_at)
         successes = [i for i, o in enumerate(batch) if o.attempt.error_kind is None]
         after = batch[successes[-1] + 1 :] if successes else batch
