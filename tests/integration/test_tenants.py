@@ -21,10 +21,22 @@ def server(settings: Settings) -> Iterator[str]:
         yield live.url
 
 
+_opened: list[httpx.Client] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _opened:
+        _opened.pop().close()
+
+
 def client(url: str, key: str, **headers: str) -> httpx.Client:
-    return httpx.Client(
+    opened = httpx.Client(
         base_url=url, headers={"Authorization": f"Bearer {key}", **headers}, timeout=10
     )
+    _opened.append(opened)
+    return opened
 
 
 def test_two_tenants_cannot_see_or_reach_each_others_data(server: str, receiver: Receiver):
