@@ -12,6 +12,8 @@ from .pg import Template, database_url
 from .receiver import Receiver
 
 API_KEY = "test-admin-key"
+#: base64 of 32 bytes: the key that seals webhook secrets in tests
+TEST_SECRET_KEY = "dGhpcnR5LXR3by1ieXRlLWtleS1mb3ItdGVzdHMhISE="
 BACKENDS = ["sqlite", "postgres"]
 
 
@@ -49,6 +51,7 @@ def settings(database: str) -> Settings:
     return Settings(
         database_url=database,
         api_key=API_KEY,
+        secret_key=TEST_SECRET_KEY,
         egress_allow=(ipaddress.ip_network("127.0.0.0/8"),),
         retry_schedule=(0, 0.2, 0.4),
         retry_jitter=0,

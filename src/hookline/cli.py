@@ -36,8 +36,8 @@ from .errors import HooklineError
 from .logs import configure_logging
 from .models import DEFAULT_TENANT, DeliveryFilter, DeliveryStatus
 from .runtime import Runtime, first_key_notice
+from .secretbox import encode_key, new_key
 from .service import GENERATE, Service
-from .store import open_store
 from .verify import SignatureError, verify_signature
 
 T = TypeVar("T")
@@ -212,14 +212,47 @@ def migrate(ctx: click.Context) -> None:
     settings = _settings(ctx)
 
     async def apply() -> list[int]:
-        store = open_store(settings.database_url)
+        runtime = Runtime(settings, dispatch=False)
         try:
-            return await store.migrate()
+            return await runtime.store.migrate()
         finally:
-            await store.close()
+            await runtime.store.close()
 
     applied = _guarded(apply())
     click.echo(f"applied migrations: {applied}" if applied else "the schema is up to date")
+
+
+@main.command("rotate-key")
+@click.pass_context
+def rotate_key(ctx: click.Context) -> None:
+    """Seal every webhook secret under a new key, while hookline keeps running.
+
+    With a key file: a new key is written first in it (the old ones stay, to read what is not
+    resealed yet), then every secret is sealed again; running processes read the file again
+    when they meet the new key. With HOOKLINE_SECRET_KEY: put the new key first in it on every
+    process, then run this to reseal what the old keys sealed.
+    """
+    settings = _settings(ctx)
+    if not settings.secret_key:
+        path = settings.key_file
+        old = path.read_text() if path.exists() else ""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".new")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(encode_key(new_key()) + "\n" + old)
+        temporary.replace(path)  # atomic: a reader sees the old file or the new, never half
+
+    async def reseal() -> int:
+        runtime = Runtime(settings, dispatch=False)
+        try:
+            await runtime.store.migrate()
+            return await runtime.store.reseal_secrets()
+        finally:
+            await runtime.store.close()
+
+    count = _guarded(reseal())
+    out.print(f"resealed {count} webhook secret(s) under the new key")
 
 
 @main.command("settings")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -86,6 +87,18 @@ class Settings:
     inbox_body_max: int = _setting(
         262144, "HOOKLINE_INBOX_BODY_MAX", "Largest request body a test inbox accepts.", int
     )
+    secret_key: str | None = _setting(
+        None,
+        "HOOKLINE_SECRET_KEY",
+        "Base64 AES-256 keys that seal webhook secrets in the database, comma-separated, the "
+        "first one sealing. Unset: a key file is used (HOOKLINE_SECRET_KEY_FILE).",
+    )
+    secret_key_file: str | None = _setting(
+        None,
+        "HOOKLINE_SECRET_KEY_FILE",
+        "The key file, created once with 0600 permissions. Unset: secret.key next to the SQLite "
+        "file, or ./hookline-data/secret.key.",
+    )
     api_key: str | None = _setting(
         None,
         "HOOKLINE_API_KEY",
@@ -131,6 +144,18 @@ class Settings:
     )
     max_payload_bytes: int = _setting(
         1048576, "HOOKLINE_MAX_PAYLOAD_BYTES", "Largest event body accepted on publish.", int
+    )
+    max_json_depth: int = _setting(
+        32, "HOOKLINE_MAX_JSON_DEPTH", "Deepest nesting of objects and arrays in an event.", int
+    )
+    max_webhooks: int = _setting(
+        1000, "HOOKLINE_MAX_WEBHOOKS", "Webhooks one tenant may have at most.", int
+    )
+    publish_rate: float = _setting(
+        0.0,
+        "HOOKLINE_PUBLISH_RATE",
+        "Events per second one API key may publish (per process); 0: no limit.",
+        float,
     )
     signature_header: str = _setting(
         "X-PeopleForce-Signature",
@@ -279,6 +304,15 @@ class Settings:
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+    @property
+    def key_file(self) -> Path:
+        if self.secret_key_file:
+            return Path(self.secret_key_file)
+        if self.database_url.startswith("sqlite:///"):
+            database = self.database_url.removeprefix("sqlite:///")
+            return Path(database).parent / "secret.key"
+        return Path("hookline-data") / "secret.key"
 
     @property
     def base_url(self) -> str:

@@ -12,6 +12,7 @@ failed attempt is data (see ``models.ErrorKind``).
      ├── Unauthorized            no or wrong API key (401)
      ├── Forbidden               the key may not do this (403)
      ├── NotFound                no such object for this tenant (404)
+     ├── RateLimited             too many requests for this key; try after a while (429)
      ├── Conflict                the request clashes with what is stored (409)
      │    └── IdempotencyConflict  an Idempotency-Key reused with another body (409)
      ├── StoreUnavailable        the database cannot be reached (503)
@@ -81,6 +82,16 @@ class NotFound(HooklineError):
     """No such object."""
 
     code = "not_found"
+
+
+class RateLimited(HooklineError):
+    """Too many requests with this API key; try again after a moment."""
+
+    code = "rate_limited"
+
+    def __init__(self, detail: str | None = None, retry_after: float = 1.0) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 class Conflict(HooklineError):

@@ -14,6 +14,7 @@ from .dispatcher import Dispatcher
 from .egress import Egress
 from .metrics import Metrics
 from .retention import purge_forever
+from .secretbox import SecretBox
 from .service import Clock, Service, utcnow
 from .store import Store, open_store
 from .topics import Catalog
@@ -34,7 +35,8 @@ class Runtime:
     def __init__(self, settings: Settings, *, dispatch: bool, clock: Clock = utcnow) -> None:
         self.settings = settings
         self.clock = clock
-        self.store: Store = open_store(settings.database_url, pool_size=settings.db_pool_size)
+        box = SecretBox.from_settings(settings.secret_key, settings.key_file)
+        self.store: Store = open_store(settings.database_url, box, pool_size=settings.db_pool_size)
         self.metrics = Metrics()
         self.service = Service(
             self.store,

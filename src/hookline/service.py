@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -19,7 +21,15 @@ import orjson
 
 from .config import Settings
 from .egress import EgressBlocked, EgressGuard
-from .errors import InvalidInput, InvalidJSON, NotFound, PayloadTooLarge, Unauthorized
+from .errors import (
+    Conflict,
+    InvalidInput,
+    InvalidJSON,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    Unauthorized,
+)
 from .ids import new_id, token_hash
 from .inboxes import Inboxes
 from .metrics import Metrics, QueueStats
@@ -54,6 +64,7 @@ MAX_URL = 2048
 MAX_SECRET = 1024
 MAX_IDEMPOTENCY_KEY = 255
 MAX_PAGE = 500
+MAX_TOPICS = 100
 KEY_USE_RESOLUTION = timedelta(minutes=1)
 MAX_IN_FLIGHT = 100
 MAX_RATE_LIMIT = 10_000
@@ -108,6 +119,7 @@ class Service:
         self.clock = clock
         self.guard = EgressGuard(settings.egress_allow)
         self._wake_listeners: list[Callable[[], None]] = []
+        self._publish_buckets: dict[str, tuple[float, float]] = {}
         self.sessions = Sessions(self)
         self.inboxes = Inboxes(self)
         self.metrics = metrics or Metrics()
@@ -249,6 +261,8 @@ class Service:
     def _check_topics(self, topics: Any) -> tuple[str, ...]:
         if isinstance(topics, str) or not isinstance(topics, Sequence) or not topics:
             raise InvalidInput("topics", "choose at least one topic")
+        if len(topics) > MAX_TOPICS:
+            raise InvalidInput("topics", f"at most {MAX_TOPICS} topics")
         unique: list[str] = []
         for topic in topics:
             if not isinstance(topic, str):
@@ -307,6 +321,11 @@ class Service:
             rate_limit,
             ordered,
         )
+        if await self.store.count_webhooks(tenant_id) >= self.settings.max_webhooks:
+            raise Conflict(
+                f"this tenant has {self.settings.max_webhooks} webhooks, the most allowed "
+                "(HOOKLINE_MAX_WEBHOOKS)"
+            )
         now = self.clock()
         webhook = Webhook(
             id=new_id("wh"),
@@ -387,9 +406,13 @@ class Service:
                 f"the body is {len(body)} bytes; the limit is {self.settings.max_payload_bytes}"
             )
         try:
+            # orjson refuses NaN, Infinity, lone surrogates and invalid UTF-8
             document = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise InvalidJSON(f"the body is not valid JSON: {exc}") from None
+        _refuse_deep_nesting(document, self.settings.max_json_depth)
+        # one key twice in an object: receivers would disagree on which one counts
+        json.loads(body, object_pairs_hook=_refuse_duplicate_keys)
         if not isinstance(document, dict):
             raise InvalidInput("body", 'expected a JSON object {"action": ..., "data": {...}}')
         unknown = sorted(set(document) - {"action", "data"})
@@ -408,9 +431,17 @@ class Service:
         return action, document["data"]
 
     async def publish(
-        self, tenant_id: str, body: bytes, idempotency_key: str | None = None
+        self,
+        tenant_id: str,
+        body: bytes,
+        idempotency_key: str | None = None,
+        *,
+        rate_key: str | None = None,
     ) -> StoredEvent:
-        """Store an event ``{"action", "data"}`` (these exact bytes) and fan it out durably."""
+        """Store an event ``{"action", "data"}`` (these exact bytes) and fan it out durably.
+        ``rate_key`` (the API key's id) is held to HOOKLINE_PUBLISH_RATE."""
+        if rate_key is not None and self.settings.publish_rate > 0:
+            self._spend_publish_token(rate_key)
         action, _ = self._parse_event(body)
         now = self.clock()
         if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
@@ -436,6 +467,19 @@ class Service:
             if stored.delivery_ids:
                 self._wake()
         return stored
+
+    def _spend_publish_token(self, rate_key: str) -> None:
+        """A token bucket per key: bursts up to one second's worth, then the rate."""
+        rate = self.settings.publish_rate
+        now = time.monotonic()
+        tokens, last = self._publish_buckets.get(rate_key, (rate, now))
+        tokens = min(rate, tokens + (now - last) * rate)
+        if tokens < 1:
+            raise RateLimited(
+                f"this key may publish {rate:g} events a second (HOOKLINE_PUBLISH_RATE)",
+                retry_after=(1 - tokens) / rate,
+            )
+        self._publish_buckets[rate_key] = (tokens - 1, now)
 
     async def publish_data(
         self, tenant_id: str, action: str, data: Any, idempotency_key: str | None = None
@@ -576,6 +620,31 @@ class Service:
 class ChartBucket:
     start: datetime
     counts: dict[str, int]
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise InvalidJSON(f"the key {key!r} appears twice in one object")
+        seen[key] = value
+    return seen
+
+
+def _refuse_deep_nesting(document: Any, limit: int) -> None:
+    level = [document]
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            raise InvalidInput("body", f"nested deeper than {limit} levels")
+        level = [
+            child
+            for node in level
+            if isinstance(node, dict | list)
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, dict | list)
+        ]
 
 
 def _refuse_control_characters(field: str, value: str) -> None:

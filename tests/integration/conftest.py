@@ -4,9 +4,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from hookline.secretbox import SecretBox, parse_keys
 from hookline.store import Store, open_store
 
-from ..conftest import BACKENDS
+from ..conftest import BACKENDS, TEST_SECRET_KEY
 from ..pg import database_url
 
 
@@ -18,7 +19,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture
 async def store(database: str) -> AsyncIterator[Store]:
-    backend = open_store(database)
+    backend = open_store(database, SecretBox(parse_keys(TEST_SECRET_KEY)))
     await backend.migrate()
     yield backend
     await backend.close()

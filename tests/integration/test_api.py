@@ -12,6 +12,7 @@ import pytest
 
 from hookline.api import create_app
 from hookline.config import Settings
+from hookline.verify import verify_signature
 
 from ..conftest import API_KEY
 from ..live import LiveServer
@@ -359,3 +360,50 @@ def test_metrics_and_readiness(api: httpx.Client, receiver: Receiver):
     ready = api.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "database": "ok", "dispatcher": "running"}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "text"),
+    [
+        (b'{"action": "employee_create", "data": {"a": 1, "a": 2}}', 400, "'a' appears twice"),
+        (b'{"action": "employee_create", "data": {"a": NaN}}', 400, "not valid JSON"),
+        (b'{"action": "employee_create", "data": {"a": Infinity}}', 400, "not valid JSON"),
+        (b'{"action": "employee_create", "data": {"a": "\\ud800"}}', 400, "surrogate"),
+        (b'{"action": "employee_create", "data": ' + b'{"a": ' * 40 + b"1" + b"}" * 41,
+         422, "nested deeper than 32"),
+    ],
+)  # fmt: skip
+def test_ambiguous_or_hostile_json_is_refused_with_what_is_wrong(api, body, status, text):
+    response = api.post("/api/v1/events", content=body)
+    assert response.status_code == status, response.text
+    assert text in response.json()["detail"]
+
+
+def test_valid_unicode_goes_through_byte_exact_and_verifies(api: httpx.Client, receiver):
+    add_webhook(api, receiver.url("/ok"), secret="s3cret ✓")
+    body = (
+        '{"action": "employee_create", "data": {"emoji": "🚀👩🏽‍💻", "rtl": "שלום עליכם",'
+        ' "nul": "a\\u0000b", "escaped": "\\u00e9"}}'
+    ).encode()
+    assert api.post("/api/v1/events", content=body).status_code == 202
+    [got] = receiver.wait_for(1, "/ok")
+    assert got.body == body
+    verify_signature(got.body, got.headers["X-PeopleForce-Signature"], "s3cret ✓")
+
+
+def test_limits_on_webhooks_per_tenant_and_publishing_per_key(settings: Settings):
+    with serve(settings.with_(max_webhooks=2, publish_rate=3)) as api:
+        add_webhook(api, "https://example.com/1")
+        add_webhook(api, "https://example.com/2")
+        third = api.post(
+            "/api/v1/webhooks",
+            json={"name": "3", "url": "https://example.com/3", "topics": ["employee_create"]},
+        )
+        assert third.status_code == 409 and "HOOKLINE_MAX_WEBHOOKS" in third.json()["detail"]
+        event = {"action": "employee_create", "data": {}}
+        answers = [api.post("/api/v1/events", json=event) for _ in range(6)]
+        codes = [answer.status_code for answer in answers]
+        assert codes[:3] == [202, 202, 202] and 429 in codes[3:], codes
+        limited = next(answer for answer in answers if answer.status_code == 429)
+        assert limited.json()["code"] == "rate_limited"
+        assert int(limited.headers["Retry-After"]) >= 1

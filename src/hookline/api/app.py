@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from ..errors import (
     InvalidJSON,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     StoreUnavailable,
     Unauthorized,
 )
@@ -40,6 +42,7 @@ _STATUS: dict[type[HooklineError], int] = {
     PayloadTooLarge: 413,
     Unauthorized: 401,
     Forbidden: 403,
+    RateLimited: 429,
     NotFound: 404,
     Conflict: 409,
     StoreUnavailable: 503,
@@ -78,7 +81,10 @@ async def _hookline_error(request: Request, exc: Exception) -> Response:
     extra: dict[str, Any] = {}
     if isinstance(exc, InvalidInput):
         extra["errors"] = [{"field": exc.field, "message": exc.message}]
-    return problem(_status_for(exc), exc.code, exc.detail, **extra)
+    response = problem(_status_for(exc), exc.code, exc.detail, **extra)
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    return response
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

@@ -264,11 +264,12 @@ async def publish_event(
     request: Request,
     svc: ServiceDep,
     tenant_id: TenantDep,
+    who: Annotated[Principal, Depends(principal)],
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Store the event durably and fan it out; the body is sent to receivers byte for byte."""
     body = await _read_body(request, svc.settings.max_payload_bytes)
-    stored = await svc.publish(tenant_id, body, idempotency_key)
+    stored = await svc.publish(tenant_id, body, idempotency_key, rate_key=who.key_id or "admin")
     headers = {"Idempotent-Replayed": "true"} if stored.replayed else None
     return _json(s.event_accepted_json(stored.event), 202, headers)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from ..metrics import QueueStats
@@ -33,6 +33,7 @@ from ..models import (
     WebhookAlert,
     WebhookSummary,
 )
+from ..secretbox import SecretBox
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,6 +84,20 @@ def alert(webhook: Webhook, kind: str, consecutive_failures: int, reason: str) -
 
 
 class Store(abc.ABC):
+    #: seals webhook secrets on the way in and opens them on the way out
+    box: SecretBox
+
+    def _revealed(self, webhook: Webhook) -> Webhook:
+        return replace(webhook, secret=self.box.open(webhook.secret))
+
+    def _revealed_job(self, job: Job) -> Job:
+        return replace(job, secret=self.box.open(job.secret))
+
+    @abc.abstractmethod
+    async def reseal_secrets(self) -> int:
+        """Seal again, under the primary key, every webhook secret sealed with another key (or
+        stored before encryption); return how many changed."""
+
     @abc.abstractmethod
     async def migrate(self) -> list[int]:
         """Apply pending migrations; return the versions applied."""
@@ -155,6 +170,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def list_webhooks(self, tenant_id: str, cursor: str | None, limit: int) -> Page: ...
+
+    @abc.abstractmethod
+    async def count_webhooks(self, tenant_id: str) -> int: ...
 
     @abc.abstractmethod
     async def update_webhook(self, webhook: Webhook) -> None:

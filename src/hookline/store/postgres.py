@@ -42,6 +42,7 @@ from ..models import (
     WebhookAlert,
     WebhookSummary,
 )
+from ..secretbox import SecretBox
 from .base import NewEvent, RecordRules, Store, StoredEvent, alert
 from .rows import (
     NOUNS,
@@ -105,7 +106,8 @@ async def _owned(conn: Conn, table: str, tenant_id: str, row_id: str) -> asyncpg
 
 
 class PostgresStore(Store):
-    def __init__(self, dsn: str, *, pool_size: int = 10) -> None:
+    def __init__(self, dsn: str, box: SecretBox, *, pool_size: int = 10) -> None:
+        self.box = box
         self.dsn = dsn
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
@@ -165,6 +167,19 @@ class PostgresStore(Store):
                     )
                     applied.append(version)
         return applied
+
+    async def reseal_secrets(self) -> int:
+        async with self._tx() as conn:
+            rows = await conn.fetch(
+                "SELECT id, secret FROM webhooks WHERE secret IS NOT NULL FOR UPDATE"
+            )
+            stale = [
+                (self.box.seal(self.box.open(row["secret"])), row["id"])
+                for row in rows
+                if not self.box.sealed_by_primary(row["secret"])
+            ]
+            await conn.executemany("UPDATE webhooks SET secret = $1 WHERE id = $2", stale)
+        return len(stale)
 
     async def listen(self, on_due: Callable[[], None]) -> None:
         """Hold a connection that LISTENs; reconnect (and wake once, to catch up) if it drops."""
@@ -288,13 +303,12 @@ class PostgresStore(Store):
             list(webhook.topics),
         )
 
-    @staticmethod
-    def _webhook_row(webhook: Webhook) -> tuple[Any, ...]:
+    def _webhook_row(self, webhook: Webhook) -> tuple[Any, ...]:
         """The columns a person sets (the failure streak and pause are the dispatcher's)."""
         return (
             webhook.name,
             webhook.url,
-            webhook.secret,
+            self.box.seal(webhook.secret),
             webhook.enabled,
             list(webhook.topics),
             webhook.max_in_flight,
@@ -320,7 +334,9 @@ class PostgresStore(Store):
 
     async def get_webhook(self, tenant_id: str, webhook_id: str) -> Webhook:
         async with self._conn() as conn:
-            return webhook_from(await _owned(conn, "webhooks", tenant_id, webhook_id))
+            return self._revealed(
+                webhook_from(await _owned(conn, "webhooks", tenant_id, webhook_id))
+            )
 
     async def list_webhooks(self, tenant_id: str, cursor: str | None, limit: int) -> Page:
         async with self._conn() as conn:
@@ -330,7 +346,13 @@ class PostgresStore(Store):
                 cursor or "~",
                 limit + 1,
             )
-        return page_of([webhook_from(row) for row in rows], limit)
+        return page_of([self._revealed(webhook_from(row)) for row in rows], limit)
+
+    async def count_webhooks(self, tenant_id: str) -> int:
+        async with self._conn() as conn:
+            return int(
+                await conn.fetchval("SELECT count(*) FROM webhooks WHERE tenant_id = $1", tenant_id)
+            )
 
     async def update_webhook(self, webhook: Webhook) -> None:
         async with self._tx() as conn:
@@ -565,7 +587,7 @@ class PostgresStore(Store):
                 lane is Lane.FIRST,
                 head_statuses,
             )
-        return [job_from(row, lease_token) for row in rows]
+        return [self._revealed_job(job_from(row, lease_token)) for row in rows]
 
     async def record(
         self, outcomes: list[Outcome], now: datetime, rules: RecordRules

@@ -43,6 +43,7 @@ from ..models import (
     WebhookAlert,
     WebhookSummary,
 )
+from ..secretbox import SecretBox
 from .base import NewEvent, RecordRules, Store, StoredEvent, alert
 from .rows import (
     NOUNS,
@@ -155,7 +156,8 @@ def _owned(conn: sqlite3.Connection, table: str, tenant_id: str, row_id: str) ->
 
 
 class SqliteStore(Store):
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, box: SecretBox) -> None:
+        self.box = box
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -163,11 +165,11 @@ class SqliteStore(Store):
         self._reader = _Connection(path, "reader")
         self._dispatch_lock: IO[str] | None = None
 
-    @classmethod
-    def from_url(cls, url: str) -> SqliteStore:
+    @staticmethod
+    def path_of(url: str) -> str:
         # sqlite:///relative/path.db and sqlite:////absolute/path.db, as SQLAlchemy spells them
         path = url.removeprefix("sqlite://")
-        return cls(path[1:] if path.startswith("/") else path)
+        return path[1:] if path.startswith("/") else path
 
     async def close(self) -> None:
         await self._writer.close()
@@ -301,13 +303,12 @@ class SqliteStore(Store):
             [(webhook.tenant_id, topic, webhook.id) for topic in webhook.topics],
         )
 
-    @staticmethod
-    def _webhook_row(webhook: Webhook) -> tuple[Any, ...]:
+    def _webhook_row(self, webhook: Webhook) -> tuple[Any, ...]:
         """The columns a person sets (the failure streak and pause are the dispatcher's)."""
         return (
             webhook.name,
             webhook.url,
-            webhook.secret,
+            self.box.seal(webhook.secret),
             int(webhook.enabled),
             orjson.dumps(list(webhook.topics)).decode(),
             webhook.max_in_flight,
@@ -335,7 +336,9 @@ class SqliteStore(Store):
 
     async def get_webhook(self, tenant_id: str, webhook_id: str) -> Webhook:
         return await self._reader.run(
-            lambda conn: webhook_from(_owned(conn, "webhooks", tenant_id, webhook_id))
+            lambda conn: self._revealed(
+                webhook_from(_owned(conn, "webhooks", tenant_id, webhook_id))
+            )
         )
 
     async def list_webhooks(self, tenant_id: str, cursor: str | None, limit: int) -> Page:
@@ -344,9 +347,18 @@ class SqliteStore(Store):
                 "SELECT * FROM webhooks WHERE tenant_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
                 (tenant_id, cursor or "~", limit + 1),
             ).fetchall()
-            return page_of([webhook_from(_values(row)) for row in rows], limit)
+            return page_of([self._revealed(webhook_from(_values(row))) for row in rows], limit)
 
         return await self._reader.run(select)
+
+    async def count_webhooks(self, tenant_id: str) -> int:
+        return await self._reader.run(
+            lambda conn: int(
+                conn.execute(
+                    "SELECT count(*) FROM webhooks WHERE tenant_id = ?", (tenant_id,)
+                ).fetchone()[0]
+            )
+        )
 
     async def update_webhook(self, webhook: Webhook) -> None:
         def update(conn: sqlite3.Connection) -> None:
@@ -620,7 +632,7 @@ class SqliteStore(Store):
                     "WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.next_attempt_at",
                     (ids,),
                 ).fetchall()
-            return [job_from(row, lease_token) for row in rows]
+            return [self._revealed_job(job_from(row, lease_token)) for row in rows]
 
         return await self._writer.run(claim)
 
@@ -969,6 +981,21 @@ class SqliteStore(Store):
             return [inbox_request_from(_values(row)) for row in rows]
 
         return await self._reader.run(select)
+
+    async def reseal_secrets(self) -> int:
+        def reseal(conn: sqlite3.Connection) -> int:
+            with _transaction(conn):
+                stale = [
+                    (self.box.seal(self.box.open(secret)), webhook_id)
+                    for webhook_id, secret in conn.execute(
+                        "SELECT id, secret FROM webhooks WHERE secret IS NOT NULL"
+                    )
+                    if not self.box.sealed_by_primary(secret)
+                ]
+                conn.executemany("UPDATE webhooks SET secret = ? WHERE id = ?", stale)
+                return len(stale)
+
+        return await self._writer.run(reseal)
 
     async def reserve_dispatch(self) -> None:
         """One dispatching process per SQLite file: SQLite has one writer, and leases between
