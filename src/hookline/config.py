@@ -112,6 +112,19 @@ class Settings:
         "private, loopback or reserved (e.g. 127.0.0.1/32 for a receiver on this machine).",
         _networks,
     )
+    egress_allow_metadata: bool = _setting(
+        False,
+        "HOOKLINE_EGRESS_ALLOW_METADATA",
+        "Also let HOOKLINE_EGRESS_ALLOW open link-local and cloud metadata addresses "
+        "(169.254.0.0/16, fe80::/10, 168.63.129.16), which it never opens alone.",
+        _bool,
+    )
+    egress_https_only: bool = _setting(
+        False,
+        "HOOKLINE_EGRESS_HTTPS_ONLY",
+        "Refuse http:// Payload URLs: only https:// is delivered to.",
+        _bool,
+    )
     retry_schedule: tuple[float, ...] = _setting(
         parse_schedule(DEFAULT_SCHEDULE),
         "HOOKLINE_RETRY_SCHEDULE",

@@ -61,6 +61,10 @@ _BLOCKED: tuple[tuple[str, str], ...] = (
 BLOCKED_NETWORKS: tuple[tuple[IPNetwork, str], ...] = tuple(
     (ipaddress.ip_network(cidr), why) for cidr, why in _BLOCKED
 )
+#: cloud metadata and link-local: an allowlist alone never opens these
+METADATA_NETWORKS: tuple[IPNetwork, ...] = tuple(
+    ipaddress.ip_network(cidr) for cidr in ("169.254.0.0/16", "168.63.129.16/32", "fe80::/10")
+)
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
 
@@ -84,10 +88,16 @@ def effective_address(ip: IPAddress) -> IPAddress:
     return ip
 
 
-def blocked_reason(ip: IPAddress, allow: Iterable[IPNetwork] = ()) -> str | None:
-    """Why the guard refuses ``ip`` (a range's description), or None when it may be reached."""
+def blocked_reason(
+    ip: IPAddress, allow: Iterable[IPNetwork] = (), allow_metadata: bool = False
+) -> str | None:
+    """Why the guard refuses ``ip`` (a range's description), or None when it may be reached.
+    Metadata and link-local ranges open only with ``allow_metadata`` as well as the allowlist."""
     effective = effective_address(ip)
-    if any(ip in network or effective in network for network in allow):
+    metadata = any(effective in network for network in METADATA_NETWORKS)
+    if (not metadata or allow_metadata) and any(
+        ip in network or effective in network for network in allow
+    ):
         return None
     for network, why in BLOCKED_NETWORKS:
         if effective in network:
@@ -95,38 +105,74 @@ def blocked_reason(ip: IPAddress, allow: Iterable[IPNetwork] = ()) -> str | None
     return None
 
 
+_NUMERIC_HOST = frozenset("0123456789abcdefxABCDEFX.")
+
+
 def ip_literal(host: str) -> IPAddress | None:
+    """The address a host spells, however it spells it: ``127.0.0.1``, ``[::1]``, and the
+    legacy IPv4 forms a resolver would also accept (``2130706433``, ``0x7f000001``,
+    ``0177.0.0.1``, ``127.1``)."""
+    bare = host.strip("[]").split("%")[0]
     try:
-        return ipaddress.ip_address(host.strip("[]").split("%")[0])
+        return ipaddress.ip_address(bare)
     except ValueError:
-        return None
+        pass
+    if bare and set(bare) <= _NUMERIC_HOST and any(c.isdigit() for c in bare):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(bare))
+        except OSError:
+            return None
+    return None
 
 
 class EgressGuard:
-    def __init__(self, allow: Iterable[IPNetwork] = ()) -> None:
+    def __init__(
+        self,
+        allow: Iterable[IPNetwork] = (),
+        *,
+        allow_metadata: bool = False,
+        https_only: bool = False,
+    ) -> None:
         self.allow = tuple(allow)
+        self.allow_metadata = allow_metadata
+        self.https_only = https_only
 
     def check_ip(self, ip: IPAddress) -> None:
-        reason = blocked_reason(ip, self.allow)
+        reason = blocked_reason(ip, self.allow, self.allow_metadata)
         if reason is not None:
+            what = (
+                "HOOKLINE_EGRESS_ALLOW and HOOKLINE_EGRESS_ALLOW_METADATA"
+                if any(effective_address(ip) in net for net in METADATA_NETWORKS)
+                else "HOOKLINE_EGRESS_ALLOW"
+            )
             raise EgressBlocked(
-                f"blocked by the egress guard: {reason}; to deliver there, add its range to "
-                "HOOKLINE_EGRESS_ALLOW"
+                f"blocked by the egress guard: {reason}; to deliver there, allow it with {what}"
             )
 
-    def check_host(self, host: str) -> None:
-        """Refuse an IP literal in a blocked range; names are checked when they resolve."""
+    def check_url(self, url: str) -> None:
+        """Refuse what can be refused before any lookup: the scheme, ``localhost``, and a host
+        that spells a blocked address. Names are checked again when they resolve."""
+        parts = urlsplit(url)
+        if self.https_only and parts.scheme != "https":
+            raise EgressBlocked(
+                "blocked by the egress guard: only https:// URLs are allowed "
+                "(HOOKLINE_EGRESS_HTTPS_ONLY)"
+            )
+        host = (parts.hostname or "").rstrip(".").lower()
+        if host == "localhost" or host.endswith(".localhost"):
+            self.check_ip(ipaddress.IPv4Address("127.0.0.1"))
         ip = ip_literal(host)
         if ip is not None:
             self.check_ip(ip)
 
 
 class _GuardedResolver(AbstractResolver):
-    """Resolves through the system resolver and refuses if any answer is blocked."""
+    """Resolves through the system resolver (or the one given) and refuses the name if any
+    answer is blocked: a name that also points inside cannot be used to get there."""
 
-    def __init__(self, guard: EgressGuard) -> None:
+    def __init__(self, guard: EgressGuard, inner: AbstractResolver | None = None) -> None:
         self._guard = guard
-        self._inner = aiohttp.ThreadedResolver()
+        self._inner = inner or aiohttp.ThreadedResolver()
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
@@ -207,8 +253,10 @@ class Egress:
         max_connections: int = 100,
         local_prefix: str | None = None,
         local_capture: LocalCapture | None = None,
+        resolver: AbstractResolver | None = None,
     ) -> None:
         self.guard = guard
+        self._resolver = resolver
         self._local_prefix = local_prefix
         self._local_capture = local_capture
         self._timeout = timeout
@@ -218,7 +266,7 @@ class Egress:
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
-            resolver=_GuardedResolver(self.guard),
+            resolver=_GuardedResolver(self.guard, self._resolver),
             limit=self._max_connections,
             limit_per_host=0,
             ttl_dns_cache=10,
@@ -249,7 +297,7 @@ class Egress:
         chunks: list[bytes] = []
         try:
             async with asyncio.timeout(self._timeout):
-                self.guard.check_host(urlsplit(url).hostname or "")
+                self.guard.check_url(url)
                 async with self._session.post(
                     url, data=body, headers=sent, allow_redirects=False
                 ) as response:

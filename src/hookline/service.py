@@ -117,7 +117,11 @@ class Service:
         self.settings = settings
         self.catalog = catalog
         self.clock = clock
-        self.guard = EgressGuard(settings.egress_allow)
+        self.guard = EgressGuard(
+            settings.egress_allow,
+            allow_metadata=settings.egress_allow_metadata,
+            https_only=settings.egress_https_only,
+        )
         self._wake_listeners: list[Callable[[], None]] = []
         self._publish_buckets: dict[str, tuple[float, float]] = {}
         self.sessions = Sessions(self)
@@ -253,7 +257,7 @@ class Service:
         if url.startswith(self.settings.inbox_prefix):
             return url  # a test inbox: delivered in-process, never through the network
         try:
-            self.guard.check_host(parts.hostname)
+            self.guard.check_url(url)
         except EgressBlocked as exc:
             raise InvalidInput("url", str(exc)) from None
         return url
