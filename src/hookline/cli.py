@@ -35,6 +35,7 @@ from .config import Settings, documented_settings, redacted
 from .errors import HooklineError
 from .logs import configure_logging
 from .models import DEFAULT_TENANT, DeliveryFilter, DeliveryStatus
+from .retry import parse_duration
 from .runtime import Runtime, first_key_notice
 from .secretbox import encode_key, new_key
 from .service import GENERATE, Service
@@ -400,6 +401,25 @@ def webhooks_disable(ctx: click.Context, webhook_id: str) -> None:
     """Disable a webhook: events published meanwhile are recorded as skipped."""
     _run(ctx, lambda svc: svc.update_webhook(DEFAULT_TENANT, webhook_id, enabled=False))
     out.print(f"disabled {webhook_id}")
+
+
+@webhooks.command("rotate-secret")
+@click.argument("webhook_id")
+@click.option("--overlap", default="24h", show_default=True, help="How long the old one signs.")
+@click.pass_context
+def webhooks_rotate_secret(ctx: click.Context, webhook_id: str, overlap: str) -> None:
+    """Give a webhook a new generated secret; the old one keeps signing during the overlap."""
+    try:
+        seconds = parse_duration(overlap)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    saved = _run(ctx, lambda svc: svc.rotate_secret(DEFAULT_TENANT, webhook_id, GENERATE, seconds))
+    if ctx.obj["json"]:
+        _emit_json(webhook_json(saved.webhook, saved.generated_secret))
+        return
+    out.print(f"new secret (shown once): [bold]{saved.generated_secret}[/bold]")
+    if saved.webhook.previous_secret_until:
+        out.print(f"the old secret signs too until {iso(saved.webhook.previous_secret_until)}")
 
 
 @webhooks.command("replay")

@@ -170,6 +170,12 @@ class Settings:
         "Events per second one API key may publish (per process); 0: no limit.",
         float,
     )
+    secret_overlap: float = _setting(
+        86400.0,
+        "HOOKLINE_SECRET_OVERLAP",
+        "After a secret rotation, how long the old secret keeps signing beside the new one.",
+        parse_duration,
+    )
     signature_header: str = _setting(
         "X-PeopleForce-Signature",
         "HOOKLINE_SIGNATURE_HEADER",

@@ -50,7 +50,12 @@ def request_headers(job: Job, now: datetime, signature_header: str) -> dict[str,
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
     headers.update(
         signature_headers(
-            job.secret, job.delivery_id, int(now.timestamp()), job.payload, signature_header
+            job.secret,
+            job.delivery_id,
+            int(now.timestamp()),
+            job.payload,
+            signature_header,
+            job.previous_secret,
         )
     )
     return headers

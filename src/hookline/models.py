@@ -89,6 +89,9 @@ class Webhook:
     failing_since: datetime | None = None
     #: the receiver asked to be left alone (429/503 with Retry-After) until then
     paused_until: datetime | None = None
+    #: after a rotation, the old secret still signs, beside the new one, until then
+    previous_secret: str | None = field(default=None, repr=False)
+    previous_secret_until: datetime | None = None
 
     @property
     def has_secret(self) -> bool:
@@ -197,6 +200,8 @@ class Job:
     topic: str = ""
     #: the webhook's rate limit (requests per second), if any
     rate_limit: float | None = None
+    #: a rotated-out secret still signing (Standard Webhooks header), until its overlap ends
+    previous_secret: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -65,6 +65,7 @@ MAX_SECRET = 1024
 MAX_IDEMPOTENCY_KEY = 255
 MAX_PAGE = 500
 MAX_TOPICS = 100
+MAX_OVERLAP = 30 * 86400
 KEY_USE_RESOLUTION = timedelta(minutes=1)
 MAX_IN_FLIGHT = 100
 MAX_RATE_LIMIT = 10_000
@@ -398,6 +399,35 @@ class Service:
             await self.store.update_webhook(webhook)
             self._wake()  # re-enabled: its held deliveries may be due
         return SavedWebhook(webhook=webhook, generated_secret=revealed)
+
+    async def rotate_secret(
+        self,
+        tenant_id: str,
+        webhook_id: str,
+        secret: Any = GENERATE,
+        overlap: float | None = None,
+    ) -> SavedWebhook:
+        """A new secret now; the old one keeps signing beside it for ``overlap`` seconds
+        (default HOOKLINE_SECRET_OVERLAP), so receivers can switch without missing a beat."""
+        webhook = await self.store.get_webhook(tenant_id, webhook_id)
+        new_secret, revealed = self._check_secret(secret)
+        if new_secret is None:
+            raise InvalidInput("secret", 'a new secret, or "generate"')
+        window = self.settings.secret_overlap if overlap is None else overlap
+        if not 0 <= window <= MAX_OVERLAP:
+            raise InvalidInput("overlap", f"between 0 and {MAX_OVERLAP:g} seconds")
+        now = self.clock()
+        rotated = replace(
+            webhook,
+            secret=new_secret,
+            previous_secret=webhook.secret if window else None,
+            previous_secret_until=now + timedelta(seconds=window)
+            if webhook.secret and window
+            else None,
+            updated_at=now,
+        )
+        await self.store.update_webhook(rotated)
+        return SavedWebhook(webhook=rotated, generated_secret=revealed)
 
     async def delete_webhook(self, tenant_id: str, webhook_id: str) -> None:
         await self.store.delete_webhook(tenant_id, webhook_id)

@@ -47,11 +47,21 @@ def standard_signature(secret: str, msg_id: str, timestamp: int, body: bytes) ->
 
 
 def signature_headers(
-    secret: str | None, msg_id: str, timestamp: int, body: bytes, header_name: str
+    secret: str | None,
+    msg_id: str,
+    timestamp: int,
+    body: bytes,
+    header_name: str,
+    previous_secret: str | None = None,
 ) -> dict[str, str]:
-    """The headers that identify and sign one request."""
+    """The headers that identify and sign one request. During a secret rotation's overlap,
+    ``webhook-signature`` carries a signature by each secret (space-separated, as Standard
+    Webhooks allows); the single-valued ``header_name`` carries the new secret's."""
     headers = {"webhook-id": msg_id, "webhook-timestamp": str(timestamp)}
     if secret:
         headers[header_name] = peopleforce_signature(secret, body)
-        headers["webhook-signature"] = standard_signature(secret, msg_id, timestamp, body)
+        signatures = [standard_signature(secret, msg_id, timestamp, body)]
+        if previous_secret:
+            signatures.append(standard_signature(previous_secret, msg_id, timestamp, body))
+        headers["webhook-signature"] = " ".join(signatures)
     return headers

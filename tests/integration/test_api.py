@@ -71,7 +71,7 @@ def test_webhook_lifecycle_never_reveals_the_secret(api: httpx.Client):
     assert set(created) == {
         "id", "name", "url", "topics", "enabled", "has_secret", "created_at", "updated_at",
         "max_in_flight", "rate_limit", "ordered", "disabled_at", "disabled_reason",
-        "failing_since",
+        "failing_since", "previous_secret_until",
     }  # fmt: skip
     assert created["max_in_flight"] == 8 and created["ordered"] is False
     listed = api.get("/api/v1/webhooks").json()

@@ -249,3 +249,24 @@ async def test_a_test_inbox_receives_in_process_without_egress(settings):
             svc, (await svc.send_test(DEFAULT_TENANT, detail.delivery.webhook_id)).delivery_id
         )
         assert detail.attempts[0].response_status == 404  # the inbox is gone
+
+
+async def test_a_rotated_secret_overlaps_with_the_old_one(settings, receiver):
+    async with Runtime(settings, dispatch=True) as runtime:
+        svc = runtime.service
+        hook = await subscribe(svc, receiver.url("/ok"), secret="old secret")
+        rotated = await svc.rotate_secret(DEFAULT_TENANT, hook, "generate", overlap=3600)
+        new = rotated.generated_secret
+        assert new and new.startswith("whsec_")
+        await settled(svc, await publish_one(svc))
+        # an overlap of zero retires the old secret at once
+        await svc.rotate_secret(DEFAULT_TENANT, hook, "third secret", overlap=0)
+        await settled(svc, await publish_one(svc))
+    during, after = receiver.received("/ok")
+    # the new secret signs both headers; the old one still signs webhook-signature
+    verify_signature(during.body, during.headers["X-PeopleForce-Signature"], new)
+    verify_standard_webhook(during.body, during.headers, new)
+    verify_standard_webhook(during.body, during.headers, "old secret")
+    assert len(during.headers["webhook-signature"].split()) == 2
+    assert len(after.headers["webhook-signature"].split()) == 1
+    verify_standard_webhook(after.body, after.headers, "third secret")

@@ -168,6 +168,22 @@ async def send_test(
     return _json({"event_id": sent.event_id, "delivery_id": sent.delivery_id}, 202)
 
 
+@v1.post("/webhooks/{webhook_id}/rotate-secret", response_model=s.WebhookOut, tags=["webhooks"])
+async def rotate_secret(
+    webhook_id: str,
+    svc: ServiceDep,
+    tenant_id: TenantDep,
+    body: s.RotateSecretRequest | None = None,
+) -> Response:
+    """A new secret now; the old one keeps signing beside it during the overlap."""
+    body = body or s.RotateSecretRequest()
+    overlap = body.overlap
+    if overlap is not None and (isinstance(overlap, bool) or not isinstance(overlap, int | float)):
+        raise InvalidInput("overlap", "a number of seconds")
+    saved = await svc.rotate_secret(tenant_id, webhook_id, body.secret, overlap)
+    return _json(s.webhook_json(saved.webhook, saved.generated_secret))
+
+
 @v1.post(
     "/webhooks/{webhook_id}/replay",
     status_code=202,

@@ -94,6 +94,20 @@ class WebhookOut(BaseModel):
     disabled_at: str | None = Field(description="When hookline disabled it by itself.")
     disabled_reason: str | None
     failing_since: str | None = Field(description="Since when every attempt has failed.")
+    previous_secret_until: str | None = Field(
+        description="After a rotation: until when the old secret still signs."
+    )
+
+
+class RotateSecretRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    secret: Any = Field(default="generate", description='The new secret, or "generate".')
+    overlap: Any = Field(
+        default=None,
+        description="Seconds the old secret keeps signing beside the new one "
+        "(default HOOKLINE_SECRET_OVERLAP, 24 h).",
+    )
 
 
 class ReplayRequest(BaseModel):
@@ -262,6 +276,7 @@ def webhook_json(webhook: Webhook, generated_secret: str | None = None) -> dict[
         "disabled_at": iso(webhook.disabled_at),
         "disabled_reason": webhook.disabled_reason,
         "failing_since": iso(webhook.failing_since),
+        "previous_secret_until": iso(webhook.previous_secret_until),
     }
     if generated_secret is not None:
         out["secret"] = generated_secret

@@ -88,10 +88,18 @@ class Store(abc.ABC):
     box: SecretBox
 
     def _revealed(self, webhook: Webhook) -> Webhook:
-        return replace(webhook, secret=self.box.open(webhook.secret))
+        return replace(
+            webhook,
+            secret=self.box.open(webhook.secret),
+            previous_secret=self.box.open(webhook.previous_secret),
+        )
 
     def _revealed_job(self, job: Job) -> Job:
-        return replace(job, secret=self.box.open(job.secret))
+        return replace(
+            job,
+            secret=self.box.open(job.secret),
+            previous_secret=self.box.open(job.previous_secret),
+        )
 
     @abc.abstractmethod
     async def reseal_secrets(self) -> int:

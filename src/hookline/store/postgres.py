@@ -316,6 +316,8 @@ class PostgresStore(Store):
             webhook.ordered,
             webhook.disabled_at,
             webhook.disabled_reason,
+            self.box.seal(webhook.previous_secret),
+            webhook.previous_secret_until,
             webhook.updated_at,
             webhook.id,
             webhook.tenant_id,
@@ -325,8 +327,9 @@ class PostgresStore(Store):
         async with self._tx() as conn:
             await conn.execute(
                 "INSERT INTO webhooks (name, url, secret, enabled, topics, max_in_flight, "
-                "rate_limit, ordered, disabled_at, disabled_reason, updated_at, id, tenant_id, "
-                "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                "rate_limit, ordered, disabled_at, disabled_reason, previous_secret, "
+                "previous_secret_until, updated_at, id, tenant_id, created_at) VALUES "
+                "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
                 *self._webhook_row(webhook),
                 webhook.created_at,
             )
@@ -367,8 +370,8 @@ class PostgresStore(Store):
             status = await conn.execute(
                 "UPDATE webhooks SET name = $1, url = $2, secret = $3, enabled = $4, "
                 "topics = $5, max_in_flight = $6, rate_limit = $7, ordered = $8, "
-                "disabled_at = $9, disabled_reason = $10, updated_at = $11 "
-                "WHERE id = $12 AND tenant_id = $13",
+                "disabled_at = $9, disabled_reason = $10, previous_secret = $11, "
+                "previous_secret_until = $12, updated_at = $13 WHERE id = $14 AND tenant_id = $15",
                 *self._webhook_row(webhook),
             )
             if status == "UPDATE 0":
@@ -579,7 +582,9 @@ class PostgresStore(Store):
                 "lease_token = $4 FROM chosen, webhooks w, events e "
                 "WHERE d.id = chosen.id AND w.id = d.webhook_id AND e.id = d.event_id "
                 "RETURNING d.id, d.tenant_id, d.webhook_id, d.attempts_count, d.schedule_step, "
-                "d.manual, d.topic, w.url, w.secret, w.rate_limit, e.payload",
+                "d.manual, d.topic, w.url, w.secret, w.rate_limit, e.payload, "
+                "CASE WHEN w.previous_secret_until > $1 THEN w.previous_secret END "
+                "AS previous_secret",
                 now,
                 limit,
                 lease_until,

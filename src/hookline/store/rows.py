@@ -64,6 +64,8 @@ def webhook_from(row: Row) -> Webhook:
         disabled_reason=row["disabled_reason"],
         failing_since=row["failing_since"],
         paused_until=row["paused_until"],
+        previous_secret=row["previous_secret"],
+        previous_secret_until=row["previous_secret_until"],
     )
 
 
@@ -128,6 +130,7 @@ def job_from(row: Row, lease_token: str) -> Job:
         lease_token=lease_token,
         topic=row["topic"],
         rate_limit=row["rate_limit"],
+        previous_secret=row["previous_secret"],
     )
 
 

@@ -316,6 +316,8 @@ class SqliteStore(Store):
             int(webhook.ordered),
             None if webhook.disabled_at is None else _us(webhook.disabled_at),
             webhook.disabled_reason,
+            self.box.seal(webhook.previous_secret),
+            None if webhook.previous_secret_until is None else _us(webhook.previous_secret_until),
             _us(webhook.updated_at),
             webhook.id,
             webhook.tenant_id,
@@ -326,8 +328,9 @@ class SqliteStore(Store):
             with _transaction(conn):
                 conn.execute(
                     "INSERT INTO webhooks (name, url, secret, enabled, topics, max_in_flight, "
-                    "rate_limit, ordered, disabled_at, disabled_reason, updated_at, id, "
-                    "tenant_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "rate_limit, ordered, disabled_at, disabled_reason, previous_secret, "
+                    "previous_secret_until, updated_at, id, tenant_id, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (*self._webhook_row(webhook), _us(webhook.created_at)),
                 )
                 self._write_topics(conn, webhook)
@@ -373,7 +376,8 @@ class SqliteStore(Store):
                 changed = conn.execute(
                     "UPDATE webhooks SET name = ?, url = ?, secret = ?, enabled = ?, topics = ?, "
                     "max_in_flight = ?, rate_limit = ?, ordered = ?, disabled_at = ?, "
-                    "disabled_reason = ?, updated_at = ? WHERE id = ? AND tenant_id = ?",
+                    "disabled_reason = ?, previous_secret = ?, previous_secret_until = ?, "
+                    "updated_at = ? WHERE id = ? AND tenant_id = ?",
                     self._webhook_row(webhook),
                 ).rowcount
                 if not changed:
@@ -626,11 +630,12 @@ class SqliteStore(Store):
                 )
                 rows = conn.execute(
                     "SELECT d.id, d.tenant_id, d.webhook_id, d.attempts_count, d.schedule_step, "
-                    "d.manual, d.topic, w.url, w.secret, w.rate_limit, e.payload "
-                    "FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id "
+                    "d.manual, d.topic, w.url, w.secret, w.rate_limit, e.payload, "
+                    "CASE WHEN w.previous_secret_until > ? THEN w.previous_secret END "
+                    "AS previous_secret FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id "
                     "JOIN events e ON e.id = d.event_id "
                     "WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.next_attempt_at",
-                    (ids,),
+                    (at, ids),
                 ).fetchall()
             return [self._revealed_job(job_from(row, lease_token)) for row in rows]
 

@@ -1,0 +1,4 @@
+-- secret rotation: the previous secret keeps signing (beside the new one) until the overlap ends
+
+ALTER TABLE webhooks ADD COLUMN previous_secret TEXT;
+ALTER TABLE webhooks ADD COLUMN previous_secret_until INTEGER;
