@@ -72,6 +72,13 @@ class Settings:
         "The address people and receivers use to reach hookline (test inbox URLs start with "
         "it). Unset: http://HOST:PORT.",
     )
+    portal_origins: tuple[str, ...] = _setting(
+        (),
+        "HOOKLINE_PORTAL_ORIGINS",
+        "Comma-separated origins (https://app.example.com) whose pages may embed portal links "
+        "in a frame; no other page may frame hookline.",
+        lambda text: tuple(part.strip() for part in text.split(",") if part.strip()),
+    )
     session_ttl: float = _setting(
         12 * 3600.0,
         "HOOKLINE_SESSION_TTL",

@@ -253,6 +253,8 @@ class Session:
     tenant_id: str
     csrf_token: str = field(repr=False)
     expires_at: datetime
+    #: opened by a portal link: this tenant's Settings → Webhooks and nothing else
+    portal: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

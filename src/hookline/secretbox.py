@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import os
 import threading
 from pathlib import Path
@@ -89,6 +90,12 @@ class SecretBox:
     @property
     def primary_id(self) -> str:
         return key_id(self._primary)
+
+    def derive(self, purpose: str) -> list[bytes]:
+        """Keys for another use (signing portal links), from each known key: the first from
+        the primary. Rotating the secret key retires them too."""
+        ordered = [self._primary] + [k for k in self._keys.values() if k != self._primary]
+        return [hmac.new(key, purpose.encode(), hashlib.sha256).digest() for key in ordered]
 
     def seal(self, secret: str | None) -> str | None:
         if secret is None:

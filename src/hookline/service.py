@@ -115,6 +115,7 @@ class Service:
         metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.box = store.box
         self.settings = settings
         self.catalog = catalog
         self.clock = clock

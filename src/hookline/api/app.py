@@ -131,7 +131,7 @@ def create_app(settings: Settings, *, dispatch: bool = True, clock: Clock = utcn
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(SignInRequired, _sign_in_first)
-    app.middleware("http")(_security_headers)
+    app.middleware("http")(_security_headers(settings.portal_origins))
     app.include_router(router)
     app.include_router(ui.router)
     app.mount("/static", ui.static_files, name="static")
@@ -143,22 +143,33 @@ async def _sign_in_first(request: Request, exc: Exception) -> Response:
     return RedirectResponse(f"/sign-in?next={quote(exc.path)}", status_code=303)
 
 
-_PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
-    "img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-    "base-uri 'none'; object-src 'none'",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-}
+_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'; "
+    "frame-ancestors {ancestors}"
+)
+Middleware = Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]
 
 
-async def _security_headers(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    response = await call_next(request)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    # Swagger UI at /docs loads its own assets: the strict policy is for hookline's pages
-    if not request.url.path.startswith(("/docs", "/redoc")):
-        for name, value in _PAGE_HEADERS.items():
-            response.headers.setdefault(name, value)
-    return response
+def _security_headers(portal_origins: tuple[str, ...]) -> Middleware:
+    """A strict Content-Security-Policy on hookline's pages; only portal pages may be framed,
+    and only by the origins the operator listed."""
+    framed_by = " ".join(portal_origins) or "'none'"
+
+    async def add_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        # Swagger UI at /docs loads its own assets: the strict policy is for hookline's pages
+        if request.url.path.startswith(("/docs", "/redoc")):
+            return response
+        portal = getattr(request.state, "portal", False)
+        ancestors = framed_by if portal else "'none'"
+        response.headers.setdefault("Content-Security-Policy", _POLICY.format(ancestors=ancestors))
+        if ancestors == "'none'":
+            response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    return add_headers

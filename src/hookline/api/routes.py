@@ -234,6 +234,22 @@ async def create_tenant_key(
     return _json({"id": created.id, "key": key, "created_at": s.iso(created.created_at)}, 201)
 
 
+@v1.post(
+    "/tenants/{tenant_id}/portal-links",
+    status_code=201,
+    response_model=s.PortalLinkOut,
+    tags=["tenants"],
+)
+async def create_portal_link(
+    tenant_id: str, svc: ServiceDep, _: AdminDep, body: s.PortalLinkRequest | None = None
+) -> Response:
+    """Admin only. A signed, expiring link to this tenant's Settings → Webhooks, to embed in
+    the operator's own product (framing is allowed for HOOKLINE_PORTAL_ORIGINS only)."""
+    body = body or s.PortalLinkRequest()
+    url, expires_at = await svc.sessions.portal_link(tenant_id, body.expires_in)
+    return _json({"url": url, "expires_at": s.iso(expires_at)}, 201)
+
+
 @v1.get("/api-keys", response_model=s.ApiKeyList, tags=["tenants"])
 async def list_keys(svc: ServiceDep, tenant_id: TenantDep) -> Response:
     """The acting tenant's keys (never the keys themselves), with their last use."""

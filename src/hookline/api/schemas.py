@@ -252,6 +252,17 @@ class ApiKeyList(BaseModel):
     next_cursor: str | None
 
 
+class PortalLinkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    expires_in: int = Field(default=3600, description="Seconds the link works (60 to 7 days).")
+
+
+class PortalLinkOut(BaseModel):
+    url: str = Field(description="Opens this tenant's Settings → Webhooks and nothing else.")
+    expires_at: str
+
+
 class Problem(BaseModel):
     code: str
     detail: str

@@ -815,12 +815,13 @@ class PostgresStore(Store):
         async with self._conn() as conn:
             await conn.execute(
                 "INSERT INTO ui_sessions (token_hash, tenant_id, csrf_token, created_at, "
-                "expires_at) VALUES ($1, $2, $3, $4, $5)",
+                "expires_at, portal) VALUES ($1, $2, $3, $4, $5, $6)",
                 session.token_hash,
                 session.tenant_id,
                 session.csrf_token,
                 now,
                 session.expires_at,
+                session.portal,
             )
 
     async def get_session(self, token_hash: str, now: datetime) -> Session | None:

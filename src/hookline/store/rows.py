@@ -140,6 +140,7 @@ def session_from(row: Row) -> Session:
         tenant_id=row["tenant_id"],
         csrf_token=row["csrf_token"],
         expires_at=row["expires_at"],
+        portal=bool(row["portal"]),
     )
 
 

@@ -879,13 +879,14 @@ class SqliteStore(Store):
         def insert(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT INTO ui_sessions (token_hash, tenant_id, csrf_token, created_at, "
-                "expires_at) VALUES (?, ?, ?, ?, ?)",
+                "expires_at, portal) VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     session.token_hash,
                     session.tenant_id,
                     session.csrf_token,
                     _us(now),
                     _us(session.expires_at),
+                    int(session.portal),
                 ),
             )
 

@@ -64,10 +64,18 @@ def _service(request: Request) -> Service:
     return request.app.state.runtime.service  # type: ignore[no-any-return]
 
 
+#: where a portal session may go: one tenant's Settings → Webhooks, and out
+PORTAL_PATHS = ("/settings/webhooks", "/deliveries/", "/sign-out")
+
+
 async def _session(request: Request) -> Session:
     session = await _service(request).sessions.find(request.cookies.get(SESSION_COOKIE))
     if session is None:
         raise SignInRequired(request.url.path)
+    if session.portal:
+        request.state.portal = True  # the security headers allow the listed framing origins
+        if not request.url.path.startswith(PORTAL_PATHS):
+            raise NotFound("There is no page at this address.")
     return session
 
 
@@ -164,6 +172,25 @@ async def sign_in(request: Request, svc: ServiceDep) -> Response:
         secure=_https(request),
     )
     response.delete_cookie(SIGN_IN_COOKIE)
+    return response
+
+
+@router.get("/portal/{token}")
+async def open_portal(request: Request, token: str, svc: ServiceDep) -> Response:
+    """A portal link: a session confined to one tenant's Settings → Webhooks."""
+    cookie, session = await svc.sessions.open_portal(token)
+    request.state.portal = True
+    response = RedirectResponse("/settings/webhooks", status_code=303)
+    secure = _https(request)
+    response.set_cookie(
+        SESSION_COOKIE,
+        cookie,
+        max_age=int((session.expires_at - svc.clock()).total_seconds()),
+        httponly=True,
+        # inside another site's frame a cookie must be SameSite=None, which needs https
+        samesite="none" if secure else "lax",
+        secure=secure,
+    )
     return response
 
 
