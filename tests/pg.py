@@ -14,6 +14,7 @@ import secrets
 import asyncpg
 import pytest
 
+from hookline.secretbox import SecretBox, new_key
 from hookline.store.postgres import PostgresStore
 
 ADMIN_URL = os.environ.get(
@@ -35,6 +36,10 @@ async def _admin(*statements: str) -> None:
         await conn.close()
 
 
+def _box() -> SecretBox:
+    return SecretBox([new_key()])  # migrations seal nothing: any key does
+
+
 def unavailable(reason: str) -> None:
     message = f"PostgreSQL is not reachable at {ADMIN_URL}: {reason}"
     if os.environ.get("CI"):
@@ -51,7 +56,7 @@ class Template:
     def create(self) -> None:
         async def create() -> None:
             await _admin(f"DROP DATABASE IF EXISTS {self.name}", f"CREATE DATABASE {self.name}")
-            store = PostgresStore(database_url(self.name))
+            store = PostgresStore(database_url(self.name), _box())
             await store.migrate()
             await store.close()
 

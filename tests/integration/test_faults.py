@@ -27,7 +27,12 @@ async def drain_rate(settings: Settings, receiver: Receiver, hanging: bool, coun
     """Deliveries per second to the healthy receiver, draining a backlog of ``count`` events."""
     async with Runtime(settings, dispatch=False) as runtime:
         svc = runtime.service
-        await subscribe(svc, receiver.url("/ok/healthy"))
+        # the healthy receiver may take the dispatcher's every slot: what is measured is what
+        # the hanging one takes from it, not the per-webhook cap
+        await svc.create_webhook(
+            DEFAULT_TENANT, name="healthy", url=receiver.url("/ok/healthy"),
+            topics=["employee_create"], max_in_flight=64,
+        )  # fmt: skip
         if hanging:
             await subscribe(svc, receiver.url("/hang"))
         for n in range(count):
@@ -42,9 +47,9 @@ async def test_a_hanging_receiver_does_not_slow_the_healthy_ones(
     settings: Settings, fresh_database
 ):
     """Healthy throughput with a receiver that hangs to the deadline ≥ 90 % of it without."""
-    count = 2000
+    count = 1500
     rates: dict[bool, float] = {}
-    for hanging in (False, True, False, True):
+    for hanging in (False, True) * 3:
         quick = settings.with_(
             database_url=await fresh_database(), attempt_timeout=2, lease_seconds=5,
             retry_schedule=(0, 0.2),
@@ -56,7 +61,7 @@ async def test_a_hanging_receiver_does_not_slow_the_healthy_ones(
                 assert len(receiver.received("/hang")) <= 8 * 4  # its cap holds
         finally:
             receiver.stop()
-        # the better of two runs each way: the machine's noise is not what is measured
+        # the best of three runs each way: the machine's noise is not what is measured
         rates[hanging] = max(rates.get(hanging, 0.0), rate)
     print("healthy deliveries/s without and with a hanging receiver:", rates)
     assert rates[True] >= 0.9 * rates[False], rates

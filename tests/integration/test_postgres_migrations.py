@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from hookline.errors import StoreUnavailable
+from hookline.secretbox import SecretBox, new_key
 from hookline.store.postgres import PostgresStore
 
 from ..pg import ADMIN_URL, database_url
@@ -26,7 +27,7 @@ async def empty_database(pg_template):
 
 
 async def test_processes_starting_together_migrate_once(empty_database):
-    stores = [PostgresStore(empty_database) for _ in range(4)]
+    stores = [PostgresStore(empty_database, SecretBox([new_key()])) for _ in range(4)]
     try:
         applied = await asyncio.gather(*(store.migrate() for store in stores))
     finally:
@@ -36,7 +37,7 @@ async def test_processes_starting_together_migrate_once(empty_database):
 
 
 async def test_an_unreachable_server_is_store_unavailable():
-    store = PostgresStore("postgresql://postgres@127.0.0.1:1/nothing")
+    store = PostgresStore("postgresql://postgres@127.0.0.1:1/nothing", SecretBox([new_key()]))
     with pytest.raises(StoreUnavailable, match="PostgreSQL"):
         await store.count_api_keys()
     await store.close()
