@@ -28,6 +28,7 @@ from .api.schemas import (
     delivery_json,
     event_accepted_json,
     iso,
+    tenant_json,
     topic_json,
     webhook_json,
 )
@@ -456,6 +457,70 @@ def webhooks_replay(
         _emit_json({"replayed": count})
         return
     out.print(f"[green]replaying[/green] {count} deliveries")
+
+
+# -- tenants -----------------------------------------------------------------------------------
+
+
+@main.group()
+def tenants() -> None:
+    """Tenants, their API keys and portal links (the operator's commands)."""
+
+
+@tenants.command("add")
+@click.argument("name")
+@click.pass_context
+def tenants_add(ctx: click.Context, name: str) -> None:
+    """Create a tenant."""
+    tenant = _run(ctx, lambda svc: svc.create_tenant(name))
+    if ctx.obj["json"]:
+        _emit_json(tenant_json(tenant))
+        return
+    out.print(f"[green]added[/green] tenant [bold]{tenant.id}[/bold] ({tenant.name})")
+
+
+@tenants.command("list")
+@click.pass_context
+def tenants_list(ctx: click.Context) -> None:
+    """List tenants, oldest first."""
+    found = _run(ctx, lambda svc: svc.list_tenants())
+    if ctx.obj["json"]:
+        _emit_json([tenant_json(t) for t in found])
+        return
+    table = Table(_id_column(), "name", "created")
+    for tenant in found:
+        table.add_row(tenant.id, tenant.name, iso(tenant.created_at))
+    out.print(table)
+
+
+@tenants.command("key")
+@click.argument("tenant_id")
+@click.option("--name", default="", help="To recognise it later.")
+@click.pass_context
+def tenants_key(ctx: click.Context, tenant_id: str, name: str) -> None:
+    """Make an API key that acts for this tenant alone (shown once)."""
+    created, key = _run(ctx, lambda svc: svc.create_api_key(tenant_id, name))
+    if ctx.obj["json"]:
+        _emit_json({"id": created.id, "key": key, "created_at": iso(created.created_at)})
+        return
+    out.print(f"key [bold]{created.id}[/bold] (shown once): [bold]{key}[/bold]")
+
+
+@tenants.command("portal-link")
+@click.argument("tenant_id")
+@click.option("--expires", default="1h", show_default=True, help="How long the link works.")
+@click.pass_context
+def tenants_portal_link(ctx: click.Context, tenant_id: str, expires: str) -> None:
+    """A signed link that opens this tenant's Settings → Webhooks, and nothing else."""
+    try:
+        seconds = parse_duration(expires)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    url, until = _run(ctx, lambda svc: svc.sessions.portal_link(tenant_id, seconds))
+    if ctx.obj["json"]:
+        _emit_json({"url": url, "expires_at": iso(until)})
+        return
+    out.print(url)
 
 
 # -- events ------------------------------------------------------------------------------------

@@ -117,6 +117,18 @@ def test_verify_checks_a_signature_from_the_shell(db, tmp_path):
     assert bad.returncode == 1 and "does not match" in bad.stderr
 
 
+def test_tenants_keys_and_portal_links_from_the_shell(db):
+    tenant = cli_json(db, "tenants", "add", "Acme")
+    assert tenant["name"] == "Acme" and tenant["id"].startswith("ten_")
+    assert [t["name"] for t in cli_json(db, "tenants", "list")] == ["Default", "Acme"]
+    key = cli_json(db, "tenants", "key", tenant["id"], "--name", "deploy")
+    assert key["key"].startswith("hk_")
+    link = cli_json(db, "tenants", "portal-link", tenant["id"], "--expires", "10m")
+    assert "/portal/" in link["url"]
+    missing = run_cli(db, "tenants", "portal-link", "ten_nobody")
+    assert missing.returncode == 1 and "no tenant" in missing.stderr
+
+
 def test_settings_lists_every_variable(db):
     out = run_cli(db, "settings").stdout
     assert "HOOKLINE_DATABASE_URL" in out and "HOOKLINE_EGRESS_ALLOW" in out
