@@ -11,6 +11,7 @@ import pytest
 import standardwebhooks
 
 from hookline.config import Settings
+from hookline.errors import InvalidInput
 from hookline.models import DEFAULT_TENANT, DeliveryDetail, DeliveryStatus, ErrorKind
 from hookline.runtime import Runtime
 from hookline.service import Service
@@ -179,10 +180,14 @@ async def test_retry_after_is_honoured(settings, receiver):
 
 async def test_the_egress_guard_blocks_loopback_unless_allowed(settings, receiver):
     closed = settings.with_(egress_allow=(), retry_schedule=(0,))
-    async with Runtime(closed, dispatch=True) as runtime:
-        # a name that resolves to loopback passes creation and is refused when resolved
+    # created while the operator allowed loopback ...
+    async with Runtime(settings, dispatch=False) as runtime:
         await subscribe(runtime.service, f"http://localhost:{receiver.port}/ok")
+    # ... and delivered after the allowlist was taken away
+    async with Runtime(closed, dispatch=True) as runtime:
         detail = await settled(runtime.service, await publish_one(runtime.service))
+        with pytest.raises(InvalidInput, match="egress guard"):
+            await subscribe(runtime.service, f"http://localhost:{receiver.port}/ok")
     [attempt] = detail.attempts
     assert attempt.error_kind is ErrorKind.BLOCKED
     assert "HOOKLINE_EGRESS_ALLOW" in (attempt.error_message or "")
