@@ -26,7 +26,7 @@ from hookline.config import Settings
 from hookline.models import DEFAULT_TENANT
 from hookline.runtime import Runtime
 
-from .drain import free_port, received
+from .drain import TOPICS, WEBHOOKS, free_port, received
 
 ADMIN = os.environ.get("HOOKLINE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 HOOKLINE = str(Path(sys.executable).with_name("hookline"))
@@ -36,21 +36,28 @@ async def fill(url: str, port: int, total: int) -> None:
     settings = Settings(
         database_url=url, api_key="bench", egress_allow=(ipaddress.ip_network("127.0.0.1/32"),)
     )
-    body = orjson.dumps({"action": "employee_create", "data": {"id": 1, "pad": "x" * 900}})
+    bodies = [
+        orjson.dumps({"action": topic, "data": {"id": 1, "pad": "x" * 900}})
+        for topic in TOPICS[:WEBHOOKS]
+    ]
     async with Runtime(settings, dispatch=False) as runtime:
         svc = runtime.service
-        await svc.create_webhook(
-            DEFAULT_TENANT,
-            name="bench",
-            url=f"http://127.0.0.1:{port}/hook",
-            topics=["employee_create"],
-            secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-        )
+        # eight webhooks, each event to one of them, each taking up to 32 requests at once:
+        # 256 slots, more than three workers' 64 each, so the caps do not bind
+        for n in range(WEBHOOKS):
+            await svc.create_webhook(
+                DEFAULT_TENANT,
+                name=f"bench {n}",
+                url=f"http://127.0.0.1:{port}/hook/{n}",
+                topics=[TOPICS[n]],
+                secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                max_in_flight=32,
+            )
         remaining = iter(range(total))
 
         async def publisher() -> None:
-            for _ in remaining:
-                await svc.publish(DEFAULT_TENANT, body)
+            for n in remaining:
+                await svc.publish(DEFAULT_TENANT, bodies[n % WEBHOOKS])
 
         await asyncio.gather(*(publisher() for _ in range(8)))
 
@@ -114,7 +121,10 @@ def main() -> None:
             except OSError:
                 time.sleep(0.05)
         asyncio.run(fill(url, port, total))
-        print(f"backlog: {total} deliveries of a 1 KB signed event, receiver in its own process")
+        print(
+            f"backlog: {total} deliveries of a 1 KB signed event to {WEBHOOKS} webhooks, "
+            "receiver in its own process"
+        )
         print(f"{'workers':>8}{'seconds':>10}{'deliveries/s':>15}")
         for workers in (1, 2, 3):
             asyncio.run(make_due_again(url))

@@ -65,11 +65,13 @@ def test_two_tenants_cannot_see_or_reach_each_others_data(server: str, receiver:
         ("DELETE", f"/api/v1/webhooks/{hook['id']}", None),
         ("POST", f"/api/v1/webhooks/{hook['id']}/test", {}),
         ("POST", f"/api/v1/webhooks/{hook['id']}/replay", {}),
+        ("POST", f"/api/v1/webhooks/{hook['id']}/rotate-secret", {}),
         ("GET", f"/api/v1/events/{event['id']}", None),
         ("GET", f"/api/v1/deliveries/{delivery['id']}", None),
         ("POST", f"/api/v1/deliveries/{delivery['id']}/redeliver", None),
         ("GET", f"/api/v1/deliveries?webhook_id={hook['id']}", None),
         ("POST", f"/api/v1/tenants/{acme_id}/api-keys", {}),
+        ("POST", f"/api/v1/tenants/{acme_id}/portal-links", {}),
     ]:
         answer = globex.request(method, path, json=payload)
         expected = 403 if "/tenants/" in path else 404

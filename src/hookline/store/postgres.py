@@ -59,7 +59,7 @@ from .rows import (
     tenant_from,
     webhook_from,
 )
-from .streaks import judge, webhook_changes
+from .streaks import judge, quiet, webhook_changes
 
 log = logging.getLogger("hookline.store")
 
@@ -567,7 +567,9 @@ class PostgresStore(Store):
                 "(SELECT d.id, d.next_attempt_at FROM deliveries d WHERE d.webhook_id = h.id "
                 "AND d.status IN ('pending', 'delivering') AND d.next_attempt_at <= $1 "
                 "AND (d.attempts_count = 0) = $5 ORDER BY d.next_attempt_at "
-                "LIMIT h.room) c WHERE NOT h.ordered "
+                # skipping rows another worker is claiming before the limit, not after it:
+                # workers claiming at once each get a full share, not the same few rows
+                "LIMIT h.room FOR UPDATE SKIP LOCKED) c WHERE NOT h.ordered "
                 # ordered webhooks: only the oldest unfinished delivery, in the first lane
                 "UNION ALL SELECT head.id, head.next_attempt_at FROM hooks h CROSS JOIN LATERAL "
                 "(SELECT d.id, d.status, d.next_attempt_at FROM deliveries d "
@@ -650,7 +652,19 @@ class PostgresStore(Store):
         """Streaks, pauses and disabling: the webhook side of recording attempts."""
         alerts = []
         disable: dict[str, str] = {}
-        for change in webhook_changes(outcomes):
+        changes = webhook_changes(outcomes)
+        ended = [c.streak.webhook_id for c in changes if quiet(c)]
+        if ended:
+            # only webhooks that were failing are written: a healthy batch writes nothing
+            await conn.execute(
+                "UPDATE webhooks SET consecutive_failures = 0, failing_since = NULL "
+                "WHERE id = ANY($1::text[]) AND (consecutive_failures <> 0 "
+                "OR failing_since IS NOT NULL)",
+                ended,
+            )
+        for change in changes:
+            if quiet(change):
+                continue
             update = change.streak
             row = await conn.fetchrow(
                 "UPDATE webhooks SET consecutive_failures = CASE WHEN $1 THEN $2 "

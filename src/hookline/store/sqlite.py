@@ -60,7 +60,7 @@ from .rows import (
     tenant_from,
     webhook_from,
 )
-from .streaks import judge, webhook_changes
+from .streaks import judge, quiet, webhook_changes
 
 T = TypeVar("T")
 
@@ -708,7 +708,19 @@ class SqliteStore(Store):
         """Streaks, pauses and disabling: the webhook side of recording attempts."""
         alerts = []
         disable: dict[str, str] = {}
-        for change in webhook_changes(outcomes):
+        changes = webhook_changes(outcomes)
+        ended = [c.streak.webhook_id for c in changes if quiet(c)]
+        if ended:
+            # only webhooks that were failing are written: a healthy batch writes nothing
+            conn.execute(
+                "UPDATE webhooks SET consecutive_failures = 0, failing_since = NULL "
+                "WHERE id IN (SELECT value FROM json_each(?)) AND (consecutive_failures <> 0 "
+                "OR failing_since IS NOT NULL)",
+                (orjson.dumps(ended).decode(),),
+            )
+        for change in changes:
+            if quiet(change):
+                continue
             update = change.streak
             first = None if update.first_failure_at is None else _us(update.first_failure_at)
             pause = None if change.pause_until is None else _us(change.pause_until)

@@ -53,6 +53,18 @@ def webhook_changes(outcomes: list[Outcome]) -> list[WebhookChange]:
     return changes
 
 
+def quiet(change: WebhookChange) -> bool:
+    """Only successes: the streak, if any, ends; nothing to pause, disable or announce. The
+    common case, written for a whole batch in one statement."""
+    streak = change.streak
+    return (
+        streak.reset
+        and not streak.failures
+        and change.pause_until is None
+        and change.disable_reason is None
+    )
+
+
 def streak_updates(by_webhook: dict[str, list[Outcome]]) -> list[StreakUpdate]:
     updates = []
     for webhook_id in sorted(by_webhook):
