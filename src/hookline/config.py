@@ -165,6 +165,12 @@ class Settings:
     max_payload_bytes: int = _setting(
         1048576, "HOOKLINE_MAX_PAYLOAD_BYTES", "Largest event body accepted on publish.", int
     )
+    max_header_bytes: int = _setting(
+        16384,
+        "HOOKLINE_MAX_HEADER_BYTES",
+        "Largest total size of a request's headers; more gets 431.",
+        int,
+    )
     max_json_depth: int = _setting(
         32, "HOOKLINE_MAX_JSON_DEPTH", "Deepest nesting of objects and arrays in an event.", int
     )

@@ -391,6 +391,12 @@ def test_valid_unicode_goes_through_byte_exact_and_verifies(api: httpx.Client, r
     verify_signature(got.body, got.headers["X-PeopleForce-Signature"], "s3cret ✓")
 
 
+def test_oversized_headers_get_431(api: httpx.Client):
+    response = api.get("/api/v1/webhooks", headers={"X-Padding": "a" * 20000})
+    assert response.status_code == 431 and response.json()["code"] == "headers_too_large"
+    assert api.get("/api/v1/webhooks", headers={"X-Padding": "a" * 1000}).status_code == 200
+
+
 def test_limits_on_webhooks_per_tenant_and_publishing_per_key(settings: Settings):
     with serve(settings.with_(max_webhooks=2, publish_rate=3)) as api:
         add_webhook(api, "https://example.com/1")

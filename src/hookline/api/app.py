@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import ui
 from ..__about__ import __version__
@@ -105,6 +106,27 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return problem(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail))
 
 
+class HeaderLimit:
+    """Refuse requests whose headers are larger than the limit, before anything reads them."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            size = sum(len(name) + len(value) for name, value in scope["headers"])
+            if size > self.limit:
+                response = problem(
+                    431,
+                    "headers_too_large",
+                    f"the request's headers are {size} bytes; the limit is {self.limit}",
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings, *, dispatch: bool = True, clock: Clock = utcnow) -> FastAPI:
     """The hookline application; with ``dispatch`` it also runs the dispatcher in-process."""
 
@@ -132,6 +154,7 @@ def create_app(settings: Settings, *, dispatch: bool = True, clock: Clock = utcn
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(SignInRequired, _sign_in_first)
     app.middleware("http")(_security_headers(settings.portal_origins))
+    app.add_middleware(HeaderLimit, limit=settings.max_header_bytes)
     app.include_router(router)
     app.include_router(ui.router)
     app.mount("/static", ui.static_files, name="static")
