@@ -23,48 +23,50 @@ async def _received(receiver: Receiver, path: str):
     return receiver.received(path)
 
 
-async def drain_rate(settings: Settings, receiver: Receiver, hanging: bool, count: int) -> float:
-    """Deliveries per second to the healthy receiver, draining a backlog of ``count`` events."""
+HEALTHY = 9  # and one hanging: a tenth of the receivers misbehave
+
+
+async def drain_rate(settings: Settings, receiver: Receiver, hanging: bool, events: int) -> float:
+    """Deliveries per second to the healthy receivers, draining a backlog of ``events``."""
     async with Runtime(settings, dispatch=False) as runtime:
         svc = runtime.service
-        # the healthy receiver may take the dispatcher's every slot: what is measured is what
-        # the hanging one takes from it, not the per-webhook cap
-        await svc.create_webhook(
-            DEFAULT_TENANT, name="healthy", url=receiver.url("/ok/healthy"),
-            topics=["employee_create"], max_in_flight=64,
-        )  # fmt: skip
+        for n in range(HEALTHY):
+            await subscribe(svc, receiver.url(f"/ok/healthy/{n}"))
         if hanging:
             await subscribe(svc, receiver.url("/hang"))
-        for n in range(count):
+        for n in range(events):
             await svc.publish_data(DEFAULT_TENANT, "employee_create", {"n": n})
+    expected = events * HEALTHY
     async with Runtime(settings, dispatch=True):
         started = time.monotonic()
         deadline = started + 60
-        while len(receiver.received("/ok/healthy")) < count:  # a fine poll: this is a timing
-            assert time.monotonic() < deadline, "the healthy receiver did not get everything"
-            await asyncio.sleep(0.002)
-        return count / (time.monotonic() - started)
+        while sum(r.path.startswith("/ok/") for r in receiver.received()) < expected:
+            assert time.monotonic() < deadline, "the healthy receivers did not get everything"
+            await asyncio.sleep(0.002)  # a fine poll: this is a timing
+        return expected / (time.monotonic() - started)
 
 
 async def test_a_hanging_receiver_does_not_slow_the_healthy_ones(
     settings: Settings, fresh_database
 ):
-    """Healthy throughput with a receiver that hangs to the deadline ≥ 90 % of it without."""
-    count = 3000
+    """Nine healthy receivers and one that hangs to the deadline: the healthy ones keep ≥ 90 %
+    of the throughput they have without it."""
+    events = 350
     rates: dict[bool, float] = {}
-    for hanging in (False, True) * 3:
+    for hanging in (False, True) * 5:
         quick = settings.with_(
             database_url=await fresh_database(), attempt_timeout=2, lease_seconds=5,
             retry_schedule=(0, 0.2),
         )  # fmt: skip
         receiver = Receiver().start()
         try:
-            rate = await drain_rate(quick, receiver, hanging, count)
+            rate = await drain_rate(quick, receiver, hanging, events)
             if hanging:
                 assert len(receiver.received("/hang")) <= 8 * 4  # its cap holds
         finally:
             receiver.stop()
-        # the best of three runs each way: the machine's noise is not what is measured
+        # the best of five runs each way, interleaved: the machine's noise (two cores, the
+        # database's own background work) is not what is measured
         rates[hanging] = max(rates.get(hanging, 0.0), rate)
     print("healthy deliveries/s without and with a hanging receiver:", rates)
     assert rates[True] >= 0.9 * rates[False], rates
