@@ -221,4 +221,3 @@ async def test_without_ordering_the_same_receiver_sees_them_interleaved(
         await eventually(lambda: _received(receiver, "/first-fails"), lambda r: len(r) >= 12, 20)
     sequence = [orjson.loads(r.body)["data"]["n"] for r in receiver.received("/first-fails")]
     assert sequence != [n for n in range(6) for _ in range(2)]
-    await asyncio.sleep(0)
