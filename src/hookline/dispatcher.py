@@ -1,8 +1,11 @@
 """The dispatcher: claims due deliveries, signs and sends them, records what happened.
 
-The queue is the deliveries table. A claim leases a batch of due rows; each is sent through
-the egress guard while at most ``concurrency`` requests are in flight; finished attempts are
-written back in batches, moving each delivery to succeeded, to its next retry, or to failed.
+The queue is the deliveries table. The dispatcher works in rounds: one store round records
+every attempt that finished since the last round (moving each delivery to succeeded, to its
+next retry, or to failed) and leases as many due deliveries as there are free slots. Each is
+sent through the egress guard while at most ``concurrency`` requests are in flight. Rounds
+clock themselves: while one runs, more attempts finish, so the busier the dispatcher, the
+bigger each round and the smaller its fixed cost per delivery.
 A dispatcher that dies holds its leases until they expire; the deliveries are then claimed
 again and sent with the same ``webhook-id``.
 """
@@ -34,7 +37,7 @@ log = logging.getLogger("hookline.dispatcher")
 
 USER_AGENT = f"hookline/{__version__}"
 _IDLE_FLOOR = 0.005
-#: with requests in flight, how long to wait for one to finish before claiming again anyway
+#: with requests in flight, how long to wait for one to finish before a round anyway
 _BUSY_WAIT = 0.05
 #: after finding no retry due, how long before looking again (a wake-up does not shorten it)
 _RETRY_LOOK_INTERVAL = 0.05
@@ -42,7 +45,7 @@ _RETRY_LOOK_INTERVAL = 0.05
 
 class _Claimed(enum.Enum):
     FULL = "full"  #: a lane got all it asked for: more may be due, claim again at once
-    SOME = "some"  #: some came: claim again when a request finishes
+    SOME = "some"  #: some came: the next round when a request finishes
     NONE = "none"  #: nothing was due: sleep until something is
 
 
@@ -193,8 +196,7 @@ class Dispatcher:
         self._rate_limits: dict[str, _RateLimit] = {}
         self._retries_quiet_until = 0.0
         self._finished: list[Outcome] = []
-        self._finished_event = asyncio.Event()
-        self._closing = False
+        self._unrecorded_since: float | None = None
 
     @property
     def in_flight(self) -> int:
@@ -205,91 +207,114 @@ class Dispatcher:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until ``stop`` is set; then finish what is in flight and release the rest.
-
-        While the store is unreachable the dispatcher waits and tries again; it never gives up.
-        """
-        writer = asyncio.create_task(self._write_outcomes(), name="hookline-recorder")
+        """Deliver until ``stop`` is set; then finish what is in flight, record it and release
+        the rest. While the store is unreachable the dispatcher waits and tries again; it
+        never gives up."""
         backoff = _Backoff()
         try:
             while not stop.is_set():
                 try:
-                    claimed = await self._claim_and_send()
-                    if claimed is _Claimed.SOME:
-                        # requests are in flight: the next to finish wakes us, no planning
-                        await self._wait_for_wake(stop, _BUSY_WAIT, clear=False)
-                    elif claimed is _Claimed.NONE:
-                        await self._idle(stop)
+                    claimed = await self._round()
                     backoff.reset()
                 except StoreUnavailable as exc:
                     delay = backoff.next()
-                    log.warning("cannot claim deliveries (%s); again in %.1fs", exc.detail, delay)
+                    log.warning("the store is unavailable (%s); again in %.1fs", exc.detail, delay)
                     await _sleep_unless(stop, delay)
+                    continue
                 except Exception:
                     # a bug must not stop delivery for good: say it loudly and carry on
                     log.exception("the dispatcher loop failed; carrying on")
                     await _sleep_unless(stop, backoff.next())
+                    continue
+                if claimed is not _Claimed.FULL:
+                    await self._wait(stop, claimed)
         finally:
-            await self._shutdown(writer)
+            await self._shutdown()
 
-    async def _claim_and_send(self) -> _Claimed:
-        """Claim for each lane as many due deliveries as it has free slots."""
-        more = False
-        got = False
-        full = 0
+    def _wants(self) -> dict[Lane, int]:
+        """How many deliveries each lane may claim now: its free slots, up to a batch."""
+        wants = {}
         for lane, slots in self._slots.items():
             free = slots - len(self._in_flight[lane])
-            if free <= 0:
-                full += 1
-                continue
             if lane is Lane.RETRY and time.monotonic() < self._retries_quiet_until:
-                continue
-            want = min(free, self.settings.claim_batch)
-            now = self.clock()
-            jobs = await self.store.claim(
+                free = 0
+            wants[lane] = max(0, min(free, self.settings.claim_batch))
+        return wants
+
+    async def _round(self, claiming: bool = True) -> _Claimed:
+        """Record what finished and claim for each lane as many due deliveries as it has free
+        slots, in one store round."""
+        wants = self._wants() if claiming else {}
+        batch, self._finished = self._finished, []
+        if not batch and not any(wants.values()):
+            return _Claimed.SOME if self.in_flight else _Claimed.NONE
+        now = self.clock()
+        try:
+            alerts, claimed = await self.store.record_and_claim(
+                batch,
                 now,
-                want,
+                self._rules,
+                wants,
                 now + timedelta(seconds=self.settings.lease_seconds),
                 new_id("lease"),
-                lane,
                 self.settings.ordered_failed_blocks,
             )
+        except BaseException as exc:
+            self._keep_unrecorded(batch, exc)
+            raise
+        self._unrecorded_since = None
+        for lane, jobs in claimed.items():
             for job in jobs:
                 task = asyncio.create_task(self._send(job))
                 self._in_flight[lane][task] = job
                 task.add_done_callback(functools.partial(self._done, lane))
-            more = more or len(jobs) == want
-            got = got or bool(jobs)
             if lane is Lane.RETRY and not jobs:
                 # retries are planned, not urgent: look again in a moment, not on every wake-up
                 self._retries_quiet_until = time.monotonic() + _RETRY_LOOK_INTERVAL
-        if full == len(self._slots):
-            self._wake.clear()
-            await self._wake.wait()  # a finishing request wakes us
+        if batch:
+            self.metrics.recorded(batch)
+            await self._report(alerts, batch)
+        if any(want and len(claimed.get(lane, ())) == want for lane, want in wants.items()):
             return _Claimed.FULL
-        if more:
-            return _Claimed.FULL
-        return _Claimed.SOME if got else _Claimed.NONE
+        got = any(claimed.values())
+        return _Claimed.SOME if got or self.in_flight else _Claimed.NONE
+
+    def _keep_unrecorded(self, batch: list[Outcome], exc: BaseException) -> None:
+        """A round failed: keep its attempts for the next one, for half a lease at most; then
+        drop them (their deliveries, still leased, are sent again once the lease runs out)."""
+        if not batch:
+            return
+        now = time.monotonic()
+        self._unrecorded_since = self._unrecorded_since or now
+        if now - self._unrecorded_since > self.settings.lease_seconds / 2:
+            log.error("dropped %d attempt records: %s", len(batch), exc)
+            self._unrecorded_since = None
+            return
+        if not isinstance(exc, (StoreUnavailable, asyncio.CancelledError)):
+            log.error("recording %d attempts failed: %s", len(batch), exc)
+        self._finished[:0] = batch
 
     def _done(self, lane: Lane, task: asyncio.Task[None]) -> None:
         self._in_flight[lane].pop(task, None)
         self._wake.set()
 
-    async def _idle(self, stop: asyncio.Event) -> None:
-        """Nothing was due: sleep until the earliest planned attempt, a wake-up, or the poll."""
+    async def _wait(self, stop: asyncio.Event, claimed: _Claimed) -> None:
+        """Until the next round is worth a trip to the store: an attempt finished, something
+        was published, or (when nothing was due) the earliest planned attempt is due."""
         self._wake.clear()
-        timeout = self.settings.poll_interval
-        next_due = await self.store.next_due_at()
-        if next_due is not None:
-            timeout = min(timeout, (next_due - self.clock()).total_seconds())
-        await self._wait_for_wake(stop, max(timeout, _IDLE_FLOOR), clear=False)  # cleared above
-
-    async def _wait_for_wake(self, stop: asyncio.Event, timeout: float, clear: bool) -> None:
-        if clear:
-            self._wake.clear()
+        if self._finished:
+            return
+        timeout = _BUSY_WAIT
+        if claimed is _Claimed.NONE:
+            timeout = self.settings.poll_interval
+            next_due = await self.store.next_due_at()
+            if next_due is not None:
+                timeout = min(timeout, (next_due - self.clock()).total_seconds())
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         try:
-            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                waiters, timeout=max(timeout, _IDLE_FLOOR), return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             for waiter in waiters:
                 waiter.cancel()
@@ -304,43 +329,6 @@ class Dispatcher:
         headers = request_headers(job, started_at, self.settings.signature_header)
         result = await self.egress.post(job.url, headers, job.payload)
         self._finished.append(outcome_of(job, result, started_at, self.policy, job.url))
-        self._finished_event.set()
-
-    async def _write_outcomes(self) -> None:
-        """Write finished attempts in batches: one transaction for all that finished meanwhile.
-
-        A batch the store refuses is tried again for half a lease; after that it is dropped
-        and its deliveries, still leased, are sent again once the lease runs out.
-        """
-        backoff = _Backoff()
-        failing_since: float | None = None
-        while True:
-            if not self._finished:
-                if self._closing:
-                    return
-                await self._finished_event.wait()
-                self._finished_event.clear()
-                continue
-            batch, self._finished = self._finished, []
-            try:
-                alerts = await self.store.record(batch, self.clock(), self._rules)
-            except Exception as exc:
-                if not isinstance(exc, StoreUnavailable):
-                    log.exception("recording %d attempts failed", len(batch))
-                now = time.monotonic()
-                failing_since = failing_since or now
-                if now - failing_since > self.settings.lease_seconds / 2:
-                    log.error("dropped %d attempt records: %s", len(batch), exc)
-                    failing_since = None
-                    continue
-                self._finished[:0] = batch
-                await asyncio.sleep(backoff.next())
-                continue
-            failing_since = None
-            backoff.reset()
-            self.metrics.recorded(batch)
-            self._wake.set()  # a retry may now be the earliest due: re-plan the sleep
-            await self._report(alerts, batch)
 
     async def _report(self, alerts: list[WebhookAlert], batch: list[Outcome]) -> None:
         failed = [o for o in batch if o.status is DeliveryStatus.FAILED]
@@ -357,19 +345,26 @@ class Dispatcher:
             except Exception:
                 log.exception("could not publish operational events")
 
-    async def _shutdown(self, writer: asyncio.Task[None]) -> None:
+    async def _shutdown(self) -> None:
         tasks = {task: job for lane in self._in_flight.values() for task, job in lane.items()}
         if tasks:
             await asyncio.wait(list(tasks), timeout=self.settings.attempt_timeout + 1)
         unfinished = [job for task, job in tasks.items() if not task.done()]
         for task in tasks:
             task.cancel()
-        self._closing = True
-        self._finished_event.set()
         try:
-            await asyncio.wait_for(writer, self.settings.lease_seconds / 2 + 1)
-            if unfinished:
-                await self.store.release(unfinished, self.clock())
+            async with asyncio.timeout(self.settings.lease_seconds / 2 + 1):
+                await self._record_the_rest()
+                if unfinished:
+                    await self.store.release(unfinished, self.clock())
         except (TimeoutError, StoreUnavailable) as exc:
             # still leased: sent again by whoever claims them after the lease
             log.warning("stopped without recording everything: %s", exc)
+
+    async def _record_the_rest(self) -> None:
+        backoff = _Backoff()
+        while self._finished:
+            try:
+                await self._round(claiming=False)
+            except StoreUnavailable:
+                await asyncio.sleep(backoff.next())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -81,6 +81,10 @@ def alert(webhook: Webhook, kind: str, consecutive_failures: int, reason: str) -
         consecutive_failures=consecutive_failures,
         failing_since=webhook.failing_since,
     )
+
+
+#: what a dispatcher's round comes to: the alerts of the attempts recorded, each lane's claim
+RoundResult = tuple[list[WebhookAlert], dict[Lane, list[Job]]]
 
 
 class Store(abc.ABC):
@@ -241,6 +245,27 @@ class Store(abc.ABC):
     ) -> list[WebhookAlert]:
         """Store the attempts and move each delivery on, unless its lease was taken meanwhile;
         update each webhook's failure streak, pause and enabled state; return the alerts."""
+
+    async def record_and_claim(
+        self,
+        outcomes: list[Outcome],
+        now: datetime,
+        rules: RecordRules,
+        wants: Mapping[Lane, int],
+        lease_until: datetime,
+        lease_token: str,
+        failed_blocks: bool = False,
+    ) -> RoundResult:
+        """One round of the dispatcher: ``record`` the outcomes, then ``claim`` up to each
+        lane's want. The slots the recorded attempts held are free again for the claim, so a
+        webhook at its cap is not skipped for attempts that have already finished."""
+        alerts = await self.record(outcomes, now, rules) if outcomes else []
+        jobs = {
+            lane: await self.claim(now, want, lease_until, lease_token, lane, failed_blocks)
+            for lane, want in wants.items()
+            if want > 0
+        }
+        return alerts, jobs
 
     @abc.abstractmethod
     async def replay(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -26,6 +26,7 @@ from ..ids import id_floor, new_id
 from ..metrics import QueueStats
 from ..models import (
     ApiKey,
+    Attempt,
     Delivery,
     DeliveryDetail,
     DeliveryFilter,
@@ -44,7 +45,7 @@ from ..models import (
     WebhookSummary,
 )
 from ..secretbox import SecretBox
-from .base import NewEvent, RecordRules, Store, StoredEvent, alert
+from .base import NewEvent, RecordRules, RoundResult, Store, StoredEvent, alert
 from .rows import (
     NOUNS,
     RETRY_HORIZON,
@@ -575,135 +576,100 @@ class SqliteStore(Store):
         lane: Lane = Lane.FIRST,
         failed_blocks: bool = False,
     ) -> list[Job]:
-        at = _us(now)
-        lane_condition = "attempts_count = 0" if lane is Lane.FIRST else "attempts_count > 0"
-        head_statuses = "('pending', 'delivering', 'failed')" if failed_blocks else _QUEUED
-
-        def due_ids(conn: sqlite3.Connection) -> list[str]:
-            """Due deliveries, at most each webhook's free slots, oldest first."""
-            busy = dict(
-                conn.execute(
-                    "SELECT webhook_id, count(*) FROM deliveries WHERE status = 'delivering' "
-                    "AND next_attempt_at > ? GROUP BY webhook_id",
-                    (at,),
-                ).fetchall()
-            )
-            candidates: list[tuple[int, str]] = []
-            for hook in conn.execute(
-                "SELECT id, max_in_flight, ordered FROM webhooks WHERE enabled = 1 "
-                "AND (paused_until IS NULL OR paused_until <= ?)",
-                (at,),
-            ).fetchall():
-                room = (1 if hook["ordered"] else hook["max_in_flight"]) - busy.get(hook["id"], 0)
-                if room <= 0:
-                    continue
-                if hook["ordered"]:
-                    # only the oldest unfinished delivery may go, whatever its lane
-                    head = conn.execute(
-                        f"SELECT id, status, next_attempt_at FROM deliveries WHERE webhook_id = ? "
-                        f"AND status IN {head_statuses} ORDER BY id LIMIT 1",
-                        (hook["id"],),
-                    ).fetchone()
-                    if (
-                        lane is Lane.FIRST
-                        and head is not None
-                        and head["status"] != "failed"
-                        and head["next_attempt_at"] <= at
-                    ):
-                        candidates.append((head["next_attempt_at"], head["id"]))
-                    continue
-                candidates.extend(
-                    (row[1], row[0])
-                    for row in conn.execute(
-                        "SELECT id, next_attempt_at FROM deliveries WHERE webhook_id = ? "
-                        f"AND status IN {_QUEUED} AND next_attempt_at <= ? AND {lane_condition} "
-                        "ORDER BY next_attempt_at LIMIT ?",
-                        (hook["id"], at, room),
-                    )
-                )
-            candidates.sort()
-            return [delivery_id for _, delivery_id in candidates[:limit]]
-
         def claim(conn: sqlite3.Connection) -> list[Job]:
             with _transaction(conn, durable=False):
-                ids = orjson.dumps(due_ids(conn)).decode()
-                conn.execute(
-                    "UPDATE deliveries SET status = 'delivering', next_attempt_at = ?, "
-                    "lease_token = ? WHERE id IN (SELECT value FROM json_each(?))",
-                    (_us(lease_until), lease_token, ids),
+                return self._claim_in(
+                    conn, now, limit, lease_until, lease_token, lane, failed_blocks
                 )
-                rows = conn.execute(
-                    "SELECT d.id, d.tenant_id, d.webhook_id, d.attempts_count, d.schedule_step, "
-                    "d.manual, d.topic, w.url, w.secret, w.rate_limit, e.payload, "
-                    "CASE WHEN w.previous_secret_until > ? THEN w.previous_secret END "
-                    "AS previous_secret FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id "
-                    "JOIN events e ON e.id = d.event_id "
-                    "WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.next_attempt_at",
-                    (at, ids),
-                ).fetchall()
-            return [self._revealed_job(job_from(row, lease_token)) for row in rows]
 
         return await self._writer.run(claim)
 
     async def record(
         self, outcomes: list[Outcome], now: datetime, rules: RecordRules
     ) -> list[WebhookAlert]:
-        attempts = []
-        updates = []
-        for outcome in outcomes:
-            a = outcome.attempt
-            attempts.append(
-                (
-                    a.id,
-                    a.delivery_id,
-                    a.number,
-                    int(a.manual),
-                    _us(a.started_at),
-                    a.duration_ms,
-                    a.request_url,
-                    orjson.dumps(a.request_headers).decode(),
-                    a.response_status,
-                    None if a.response_headers is None else orjson.dumps(a.response_headers),
-                    a.response_body,
-                    None if a.error_kind is None else a.error_kind.value,
-                    a.error_message,
-                )
-            )
-            updates.append(
-                (
-                    outcome.status.value,
-                    None if outcome.next_attempt_at is None else _us(outcome.next_attempt_at),
-                    outcome.schedule_step,
-                    a.number,
-                    a.response_status,
-                    a.duration_ms,
-                    _us(a.started_at),
-                    a.delivery_id,
-                    outcome.job.lease_token,
-                )
-            )
-
         def write(conn: sqlite3.Connection) -> list[WebhookAlert]:
             with _transaction(conn, durable=False):
-                conn.executemany(
-                    "INSERT INTO attempts (id, delivery_id, number, manual, started_at, "
-                    "duration_ms, request_url, request_headers, response_status, "
-                    "response_headers, response_body, error_kind, error_message) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    attempts,
-                )
-                # webhooks before deliveries, in the same order as on PostgreSQL
-                alerts = self._update_webhooks(conn, outcomes, now, rules)
-                conn.executemany(
-                    "UPDATE deliveries SET status = ?, next_attempt_at = ?, schedule_step = ?, "
-                    "attempts_count = max(attempts_count, ?), last_status_code = ?, "
-                    "last_duration_ms = ?, updated_at = ?, lease_token = NULL, manual = 0 "
-                    "WHERE id = ? AND lease_token = ?",
-                    updates,
-                )
-                return alerts
+                return self._record_in(conn, outcomes, now, rules)
 
         return await self._writer.run(write)
+
+    async def record_and_claim(
+        self,
+        outcomes: list[Outcome],
+        now: datetime,
+        rules: RecordRules,
+        wants: Mapping[Lane, int],
+        lease_until: datetime,
+        lease_token: str,
+        failed_blocks: bool = False,
+    ) -> RoundResult:
+        # one transaction, one trip to the writer thread: the round's fixed cost paid once
+        def round_trip(conn: sqlite3.Connection) -> RoundResult:
+            with _transaction(conn, durable=False):
+                alerts = self._record_in(conn, outcomes, now, rules) if outcomes else []
+                jobs = {
+                    lane: self._claim_in(
+                        conn, now, want, lease_until, lease_token, lane, failed_blocks
+                    )
+                    for lane, want in wants.items()
+                    if want > 0
+                }
+            return alerts, jobs
+
+        return await self._writer.run(round_trip)
+
+    def _claim_in(
+        self,
+        conn: sqlite3.Connection,
+        now: datetime,
+        limit: int,
+        lease_until: datetime,
+        lease_token: str,
+        lane: Lane,
+        failed_blocks: bool,
+    ) -> list[Job]:
+        at = _us(now)
+        ids = orjson.dumps(_due_ids(conn, at, limit, lane, failed_blocks)).decode()
+        conn.execute(
+            "UPDATE deliveries SET status = 'delivering', next_attempt_at = ?, "
+            "lease_token = ? WHERE id IN (SELECT value FROM json_each(?))",
+            (_us(lease_until), lease_token, ids),
+        )
+        rows = conn.execute(
+            "SELECT d.id, d.tenant_id, d.webhook_id, d.attempts_count, d.schedule_step, "
+            "d.manual, d.topic, w.url, w.secret, w.rate_limit, e.payload, "
+            "CASE WHEN w.previous_secret_until > ? THEN w.previous_secret END "
+            "AS previous_secret FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id "
+            "JOIN events e ON e.id = d.event_id "
+            "WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.next_attempt_at",
+            (at, ids),
+        ).fetchall()
+        return [self._revealed_job(job_from(row, lease_token)) for row in rows]
+
+    def _record_in(
+        self,
+        conn: sqlite3.Connection,
+        outcomes: list[Outcome],
+        now: datetime,
+        rules: RecordRules,
+    ) -> list[WebhookAlert]:
+        conn.executemany(
+            "INSERT INTO attempts (id, delivery_id, number, manual, started_at, "
+            "duration_ms, request_url, request_headers, response_status, "
+            "response_headers, response_body, error_kind, error_message) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [_attempt_row(outcome.attempt) for outcome in outcomes],
+        )
+        # webhooks before deliveries, in the same order as on PostgreSQL
+        alerts = self._update_webhooks(conn, outcomes, now, rules)
+        conn.executemany(
+            "UPDATE deliveries SET status = ?, next_attempt_at = ?, schedule_step = ?, "
+            "attempts_count = max(attempts_count, ?), last_status_code = ?, "
+            "last_duration_ms = ?, updated_at = ?, lease_token = NULL, manual = 0 "
+            "WHERE id = ? AND lease_token = ?",
+            [_delivery_update(outcome) for outcome in outcomes],
+        )
+        return alerts
 
     @staticmethod
     def _update_webhooks(
@@ -1085,3 +1051,86 @@ class SqliteStore(Store):
             return _dt_or_none(row[0])
 
         return await self._reader.run(select)
+
+
+def _due_ids(
+    conn: sqlite3.Connection, at: int, limit: int, lane: Lane, failed_blocks: bool
+) -> list[str]:
+    """Due deliveries of the lane, at most each webhook's free slots, oldest first."""
+    lane_condition = "attempts_count = 0" if lane is Lane.FIRST else "attempts_count > 0"
+    head_statuses = "('pending', 'delivering', 'failed')" if failed_blocks else _QUEUED
+    busy = dict(
+        conn.execute(
+            "SELECT webhook_id, count(*) FROM deliveries WHERE status = 'delivering' "
+            "AND next_attempt_at > ? GROUP BY webhook_id",
+            (at,),
+        ).fetchall()
+    )
+    candidates: list[tuple[int, str]] = []
+    for hook in conn.execute(
+        "SELECT id, max_in_flight, ordered FROM webhooks WHERE enabled = 1 "
+        "AND (paused_until IS NULL OR paused_until <= ?)",
+        (at,),
+    ).fetchall():
+        room = (1 if hook["ordered"] else hook["max_in_flight"]) - busy.get(hook["id"], 0)
+        if room <= 0:
+            continue
+        if hook["ordered"]:
+            # only the oldest unfinished delivery may go, whatever its lane
+            head = conn.execute(
+                f"SELECT id, status, next_attempt_at FROM deliveries WHERE webhook_id = ? "
+                f"AND status IN {head_statuses} ORDER BY id LIMIT 1",
+                (hook["id"],),
+            ).fetchone()
+            if (
+                lane is Lane.FIRST
+                and head is not None
+                and head["status"] != "failed"
+                and head["next_attempt_at"] <= at
+            ):
+                candidates.append((head["next_attempt_at"], head["id"]))
+            continue
+        candidates.extend(
+            (row[1], row[0])
+            for row in conn.execute(
+                "SELECT id, next_attempt_at FROM deliveries WHERE webhook_id = ? "
+                f"AND status IN {_QUEUED} AND next_attempt_at <= ? AND {lane_condition} "
+                "ORDER BY next_attempt_at LIMIT ?",
+                (hook["id"], at, room),
+            )
+        )
+    candidates.sort()
+    return [delivery_id for _, delivery_id in candidates[:limit]]
+
+
+def _attempt_row(a: Attempt) -> tuple[Any, ...]:
+    return (
+        a.id,
+        a.delivery_id,
+        a.number,
+        int(a.manual),
+        _us(a.started_at),
+        a.duration_ms,
+        a.request_url,
+        orjson.dumps(a.request_headers).decode(),
+        a.response_status,
+        None if a.response_headers is None else orjson.dumps(a.response_headers),
+        a.response_body,
+        None if a.error_kind is None else a.error_kind.value,
+        a.error_message,
+    )
+
+
+def _delivery_update(outcome: Outcome) -> tuple[Any, ...]:
+    a = outcome.attempt
+    return (
+        outcome.status.value,
+        None if outcome.next_attempt_at is None else _us(outcome.next_attempt_at),
+        outcome.schedule_step,
+        a.number,
+        a.response_status,
+        a.duration_ms,
+        _us(a.started_at),
+        a.delivery_id,
+        outcome.job.lease_token,
+    )
