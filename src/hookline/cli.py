@@ -7,6 +7,7 @@ Management commands call the service directly on the database (``--db`` or
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import sys
@@ -148,7 +149,21 @@ def worker(ctx: click.Context) -> None:
     _event_loop_run(deliver_until_signalled())
 
 
+def _settle_heap() -> None:
+    """Before a long-running process starts its work: what is loaded by now (modules, the app,
+    its routes) lives as long as the process, so the cyclic collector stops walking it, and
+    young objects are collected less often. Without this, profiles of publishing and
+    delivering spent about a tenth of the CPU in the collector."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*_GC_THRESHOLDS)
+
+
+_GC_THRESHOLDS = (20_000, 20, 20)
+
+
 def _event_loop_run(main: Coroutine[Any, Any, None]) -> None:
+    _settle_heap()
     if sys.platform == "win32":
         asyncio.run(main)
     else:
@@ -200,7 +215,9 @@ def _serve_http(settings: Settings, *, dispatch: bool) -> None:
     # handler that was there before it: make that handler a clean exit, status 0
     for handled in (signal.SIGTERM, signal.SIGINT):
         signal.signal(handled, _exit_cleanly)
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    _settle_heap()
+    server.run()
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

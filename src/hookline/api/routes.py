@@ -43,7 +43,11 @@ async def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
     return who
 
 
-ServiceDep = Annotated[Service, Depends(service)]
+async def _service_dependency(request: Request) -> Service:
+    return service(request)  # async: a plain function dependency would run on a thread
+
+
+ServiceDep = Annotated[Service, Depends(_service_dependency)]
 TenantDep = Annotated[str, Depends(tenant)]
 AdminDep = Annotated[Principal, Depends(admin)]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -134,6 +135,65 @@ def _transaction(conn: sqlite3.Connection, *, durable: bool = True) -> Iterator[
     conn.execute("COMMIT")
 
 
+class _GroupCommit:
+    """Durable writes that arrive while one commit is under way wait for the next, and share
+    it: one fsync for the lot. Each runs in a savepoint of its own, so one that fails (an
+    idempotency conflict, say) is undone alone; its caller gets its error, the others their
+    results, and nobody hears back before the commit is on disk. Under load, commits grow with
+    the load; alone, a write commits at once."""
+
+    def __init__(self, writer: _Connection) -> None:
+        self._writer = writer
+        self._waiting: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._committing = False
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._waiting.append((fn, future))
+        if not self._committing:
+            self._committing = True
+            asyncio.create_task(self._commit_while_waiting())  # noqa: RUF006 (ends by itself)
+        return await future
+
+    async def _commit_while_waiting(self) -> None:
+        try:
+            while self._waiting:
+                group, self._waiting = self._waiting, []
+                try:
+                    outcomes = await self._writer.run(
+                        functools.partial(_commit_together, [fn for fn, _ in group])
+                    )
+                except BaseException as exc:
+                    outcomes = [(False, exc)] * len(group)
+                for (_, future), (ok, value) in zip(group, outcomes, strict=True):
+                    if future.done():
+                        continue  # its caller went away; the write stands, as before
+                    if ok:
+                        future.set_result(value)
+                    else:
+                        future.set_exception(value)
+        finally:
+            self._committing = False
+
+
+def _commit_together(
+    fns: list[Callable[[sqlite3.Connection], Any]], conn: sqlite3.Connection
+) -> list[tuple[bool, Any]]:
+    outcomes: list[tuple[bool, Any]] = []
+    with _transaction(conn):
+        for fn in fns:
+            conn.execute("SAVEPOINT one_write")
+            try:
+                outcomes.append((True, fn(conn)))
+            except Exception as exc:
+                conn.execute("ROLLBACK TO one_write")
+                if isinstance(exc, sqlite3.Error):
+                    exc = StoreUnavailable(f"SQLite error: {exc}")
+                outcomes.append((False, exc))
+            conn.execute("RELEASE one_write")
+    return outcomes
+
+
 _JSON_COLUMNS = frozenset({"topics", "request_headers", "response_headers", "headers"})
 
 
@@ -168,6 +228,7 @@ class SqliteStore(Store):
         self.path = path
         self._writer = _Connection(path, "writer")
         self._reader = _Connection(path, "reader")
+        self._publishes = _GroupCommit(self._writer)
         self._dispatch_lock: IO[str] | None = None
 
     @staticmethod
@@ -435,59 +496,58 @@ class SqliteStore(Store):
             return StoredEvent(event=event, delivery_ids=tuple(r[0] for r in ids), replayed=True)
 
         def insert(conn: sqlite3.Connection) -> StoredEvent:
-            with _transaction(conn):
-                if new.idempotency_key is not None:
-                    earlier = replay(conn)
-                    if earlier is not None:
-                        return earlier
-                if new.only_webhook_id is not None:
-                    targets = [(new.only_webhook_id, True)]
-                else:
-                    targets = [
-                        (row[0], bool(row[1]))
-                        for row in conn.execute(
-                            "SELECT t.webhook_id, w.enabled FROM webhook_topics t JOIN webhooks w "
-                            "ON w.id = t.webhook_id WHERE t.tenant_id = ? AND t.topic = ?",
-                            (new.tenant_id, new.action),
-                        )
-                    ]
-                conn.execute(
-                    "INSERT INTO events (id, tenant_id, action, payload, deliveries_count, "
-                    "created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (new.id, new.tenant_id, new.action, new.payload, len(targets), now),
-                )
-                ids = tuple(new_id("dlv") for _ in targets)
-                conn.executemany(
-                    "INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, topic, status, "
-                    "next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            did,
-                            new.tenant_id,
-                            new.id,
-                            wid,
-                            new.action,
-                            "pending" if enabled else "skipped",
-                            now if enabled else None,
-                            now,
-                            now,
-                        )
-                        for did, (wid, enabled) in zip(ids, targets, strict=True)
-                    ],
-                )
-                if new.idempotency_key is not None:
-                    assert new.idempotency_expires_at is not None
-                    conn.execute(
-                        "INSERT INTO idempotency_keys (tenant_id, key, request_hash, event_id, "
-                        "expires_at) VALUES (?, ?, ?, ?, ?)",
-                        (
-                            new.tenant_id,
-                            new.idempotency_key,
-                            new.request_hash,
-                            new.id,
-                            _us(new.idempotency_expires_at),
-                        ),
+            if new.idempotency_key is not None:
+                earlier = replay(conn)
+                if earlier is not None:
+                    return earlier
+            if new.only_webhook_id is not None:
+                targets = [(new.only_webhook_id, True)]
+            else:
+                targets = [
+                    (row[0], bool(row[1]))
+                    for row in conn.execute(
+                        "SELECT t.webhook_id, w.enabled FROM webhook_topics t JOIN webhooks w "
+                        "ON w.id = t.webhook_id WHERE t.tenant_id = ? AND t.topic = ?",
+                        (new.tenant_id, new.action),
                     )
+                ]
+            conn.execute(
+                "INSERT INTO events (id, tenant_id, action, payload, deliveries_count, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (new.id, new.tenant_id, new.action, new.payload, len(targets), now),
+            )
+            ids = tuple(new_id("dlv") for _ in targets)
+            conn.executemany(
+                "INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, topic, status, "
+                "next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        did,
+                        new.tenant_id,
+                        new.id,
+                        wid,
+                        new.action,
+                        "pending" if enabled else "skipped",
+                        now if enabled else None,
+                        now,
+                        now,
+                    )
+                    for did, (wid, enabled) in zip(ids, targets, strict=True)
+                ],
+            )
+            if new.idempotency_key is not None:
+                assert new.idempotency_expires_at is not None
+                conn.execute(
+                    "INSERT INTO idempotency_keys (tenant_id, key, request_hash, event_id, "
+                    "expires_at) VALUES (?, ?, ?, ?, ?)",
+                    (
+                        new.tenant_id,
+                        new.idempotency_key,
+                        new.request_hash,
+                        new.id,
+                        _us(new.idempotency_expires_at),
+                    ),
+                )
             event = Event(
                 id=new.id,
                 tenant_id=new.tenant_id,
@@ -498,7 +558,8 @@ class SqliteStore(Store):
             )
             return StoredEvent(event=event, delivery_ids=ids, replayed=False)
 
-        return await self._writer.run(insert)
+        # publishes share durable commits: one fsync for all that arrived meanwhile
+        return await self._publishes.run(insert)
 
     async def get_event(self, tenant_id: str, event_id: str) -> Event:
         return await self._reader.run(

@@ -79,7 +79,11 @@ async def _session(request: Request) -> Session:
     return session
 
 
-ServiceDep = Annotated[Service, Depends(_service)]
+async def _service_dependency(request: Request) -> Service:
+    return _service(request)  # async: a plain function dependency would run on a thread
+
+
+ServiceDep = Annotated[Service, Depends(_service_dependency)]
 SessionDep = Annotated[Session, Depends(_session)]
 
 
