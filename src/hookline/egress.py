@@ -125,6 +125,10 @@ def ip_literal(host: str) -> IPAddress | None:
     return None
 
 
+#: URLs remembered as having passed the pre-lookup checks, at most
+_PASSED_KEPT = 10_000
+
+
 class EgressGuard:
     def __init__(
         self,
@@ -136,6 +140,7 @@ class EgressGuard:
         self.allow = tuple(allow)
         self.allow_metadata = allow_metadata
         self.https_only = https_only
+        self._passed: set[str] = set()
 
     def check_ip(self, ip: IPAddress) -> None:
         reason = blocked_reason(ip, self.allow, self.allow_metadata)
@@ -152,6 +157,8 @@ class EgressGuard:
     def check_url(self, url: str) -> None:
         """Refuse what can be refused before any lookup: the scheme, ``localhost``, and a host
         that spells a blocked address. Names are checked again when they resolve."""
+        if url in self._passed:
+            return  # the rules never change in a process: a URL that passed always passes
         parts = urlsplit(url)
         if self.https_only and parts.scheme != "https":
             raise EgressBlocked(
@@ -164,6 +171,9 @@ class EgressGuard:
         ip = ip_literal(host)
         if ip is not None:
             self.check_ip(ip)
+        if len(self._passed) >= _PASSED_KEPT:
+            self._passed.clear()
+        self._passed.add(url)
 
 
 class _GuardedResolver(AbstractResolver):
@@ -273,8 +283,9 @@ class Egress:
         )
         return aiohttp.ClientSession(
             connector=connector,
-            # the real deadline is asyncio.timeout in post(); this is a backstop
-            timeout=aiohttp.ClientTimeout(total=self._timeout + 5),
+            # the deadline is the asyncio.timeout in post(), around everything: a second timer
+            # per request here would only cost time
+            timeout=aiohttp.ClientTimeout(total=None),
             auto_decompress=False,
             trust_env=False,
             skip_auto_headers=("Accept-Encoding",),

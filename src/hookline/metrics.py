@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -21,6 +22,7 @@ class QueueStats:
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._durations: dict[str, Any] = {}
         self.events_published = Counter(
             "hookline_events_published_total",
             "Events accepted and stored, by topic.",
@@ -65,14 +67,24 @@ class Metrics:
         self.events_published.labels(topic).inc()
 
     def recorded(self, outcomes: list[Outcome]) -> None:
+        # once per batch and label where it can: prometheus_client's labels() is not cheap
+        counts: dict[str, int] = {}
         for outcome in outcomes:
             status = outcome.status
             label = "retrying" if status is DeliveryStatus.PENDING else status.value
-            self.deliveries.labels(label).inc()
+            counts[label] = counts.get(label, 0) + 1
             kind = outcome.attempt.error_kind
-            self.attempt_duration.labels("ok" if kind is None else kind.value).observe(
+            self._duration_of("ok" if kind is None else kind.value).observe(
                 outcome.attempt.duration_ms / 1000
             )
+        for label, count in counts.items():
+            self.deliveries.labels(label).inc(count)
+
+    def _duration_of(self, outcome: str) -> Any:
+        child = self._durations.get(outcome)
+        if child is None:
+            child = self._durations[outcome] = self.attempt_duration.labels(outcome)
+        return child
 
     def observe_queue(self, stats: QueueStats, now: datetime, in_flight: int) -> None:
         self.due.set(stats.due)

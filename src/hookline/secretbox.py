@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from .errors import ConfigurationError
 
 PREFIX = "enc:v1:"
+#: opened secrets kept in memory, at most (one per webhook and secret in use)
+_OPENED_KEPT = 10_000
 KEY_BYTES = 32
 
 
@@ -78,6 +80,7 @@ class SecretBox:
         self._primary = keys[0]
         self._file = key_file
         self._lock = threading.Lock()
+        self._opened: dict[str, str] = {}
 
     @classmethod
     def from_settings(cls, env_keys: str | None, key_file: Path) -> SecretBox:
@@ -108,6 +111,17 @@ class SecretBox:
     def open(self, stored: str | None) -> str | None:
         if stored is None or not stored.startswith(PREFIX):
             return stored  # written before encryption existed: sealed again on the next save
+        # a sealed text always opens to the same secret (its nonce makes it unique): the
+        # dispatcher opens each webhook's secret once, not once per delivery
+        opened = self._opened.get(stored)
+        if opened is None:
+            opened = self._open(stored)
+            if len(self._opened) >= _OPENED_KEPT:
+                self._opened.clear()
+            self._opened[stored] = opened
+        return opened
+
+    def _open(self, stored: str) -> str:
         kid, _, body = stored[len(PREFIX) :].partition(":")
         key = self._keys.get(kid) or self._reload(kid)
         raw = base64.b64decode(body)

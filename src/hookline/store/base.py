@@ -98,13 +98,6 @@ class Store(abc.ABC):
             previous_secret=self.box.open(webhook.previous_secret),
         )
 
-    def _revealed_job(self, job: Job) -> Job:
-        return replace(
-            job,
-            secret=self.box.open(job.secret),
-            previous_secret=self.box.open(job.previous_secret),
-        )
-
     @abc.abstractmethod
     async def reseal_secrets(self) -> int:
         """Seal again, under the primary key, every webhook secret sealed with another key (or

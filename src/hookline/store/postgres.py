@@ -594,7 +594,7 @@ class PostgresStore(Store):
                 lane is Lane.FIRST,
                 head_statuses,
             )
-        return [self._revealed_job(job_from(row, lease_token)) for row in rows]
+        return [job_from(row, lease_token, self.box.open) for row in rows]
 
     async def record(
         self, outcomes: list[Outcome], now: datetime, rules: RecordRules

@@ -6,6 +6,7 @@ datetimes, JSON columns parsed, booleans as booleans or 0/1); these functions na
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -115,14 +116,15 @@ def attempt_from(row: Row, request_body: bytes) -> Attempt:
     )
 
 
-def job_from(row: Row, lease_token: str) -> Job:
-    """A claimed delivery joined with its webhook's URL and secret and its event's payload."""
+def job_from(row: Row, lease_token: str, reveal: Callable[[str | None], str | None]) -> Job:
+    """A claimed delivery joined with its webhook's URL and secret (opened by ``reveal``) and
+    its event's payload."""
     return Job(
         delivery_id=row["id"],
         tenant_id=row["tenant_id"],
         webhook_id=row["webhook_id"],
         url=row["url"],
-        secret=row["secret"],
+        secret=reveal(row["secret"]),
         payload=bytes(row["payload"]),
         attempt_number=row["attempts_count"] + 1,
         schedule_step=row["schedule_step"],
@@ -130,7 +132,7 @@ def job_from(row: Row, lease_token: str) -> Job:
         lease_token=lease_token,
         topic=row["topic"],
         rate_limit=row["rate_limit"],
-        previous_secret=row["previous_secret"],
+        previous_secret=reveal(row["previous_secret"]),
     )
 
 

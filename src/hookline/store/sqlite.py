@@ -705,7 +705,7 @@ class SqliteStore(Store):
             "WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.next_attempt_at",
             (at, ids),
         ).fetchall()
-        return [self._revealed_job(job_from(row, lease_token)) for row in rows]
+        return [job_from(row, lease_token, self.box.open) for row in rows]
 
     def _record_in(
         self,
