@@ -239,6 +239,7 @@ class Store(abc.ABC):
         """Store the attempts and move each delivery on, unless its lease was taken meanwhile;
         update each webhook's failure streak, pause and enabled state; return the alerts."""
 
+    @abc.abstractmethod
     async def record_and_claim(
         self,
         outcomes: list[Outcome],
@@ -249,16 +250,10 @@ class Store(abc.ABC):
         lease_token: str,
         failed_blocks: bool = False,
     ) -> RoundResult:
-        """One round of the dispatcher: ``record`` the outcomes, then ``claim`` up to each
-        lane's want. The slots the recorded attempts held are free again for the claim, so a
-        webhook at its cap is not skipped for attempts that have already finished."""
-        alerts = await self.record(outcomes, now, rules) if outcomes else []
-        jobs = {
-            lane: await self.claim(now, want, lease_until, lease_token, lane, failed_blocks)
-            for lane, want in wants.items()
-            if want > 0
-        }
-        return alerts, jobs
+        """One round of the dispatcher, in one transaction: ``record`` the outcomes, then
+        ``claim`` up to each lane's want. The slots the recorded attempts held are free again
+        for the claim, so a webhook at its cap is not skipped for attempts that have already
+        finished."""
 
     @abc.abstractmethod
     async def replay(

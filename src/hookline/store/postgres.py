@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta
 from importlib import resources
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -43,7 +43,7 @@ from ..models import (
     WebhookSummary,
 )
 from ..secretbox import SecretBox
-from .base import NewEvent, RecordRules, Store, StoredEvent, alert
+from .base import NewEvent, RecordRules, RoundResult, Store, StoredEvent, alert
 from .rows import (
     NOUNS,
     RETRY_HORIZON,
@@ -552,98 +552,141 @@ class PostgresStore(Store):
         lane: Lane = Lane.FIRST,
         failed_blocks: bool = False,
     ) -> list[Job]:
-        head_statuses = ["pending", "delivering"] + (["failed"] if failed_blocks else [])
         async with self._conn() as conn:
-            rows = await conn.fetch(
-                # each webhook's free slots: its cap less its unexpired leases
-                "WITH busy AS (SELECT webhook_id, count(*) AS n FROM deliveries "
-                "WHERE status = 'delivering' AND next_attempt_at > $1 GROUP BY webhook_id), "
-                "hooks AS (SELECT * FROM (SELECT w.id, w.ordered, (CASE WHEN w.ordered THEN 1 "
-                "ELSE w.max_in_flight END) - coalesce(b.n, 0) AS room FROM webhooks w "
-                "LEFT JOIN busy b ON b.webhook_id = w.id WHERE w.enabled "
-                "AND (w.paused_until IS NULL OR w.paused_until <= $1)) open WHERE room > 0), "
-                # unordered webhooks: their oldest due deliveries of this lane, up to the room
-                "candidates AS (SELECT c.id, c.next_attempt_at FROM hooks h CROSS JOIN LATERAL "
-                "(SELECT d.id, d.next_attempt_at FROM deliveries d WHERE d.webhook_id = h.id "
-                "AND d.status IN ('pending', 'delivering') AND d.next_attempt_at <= $1 "
-                "AND (d.attempts_count = 0) = $5 ORDER BY d.next_attempt_at "
-                # skipping rows another worker is claiming before the limit, not after it:
-                # workers claiming at once each get a full share, not the same few rows
-                "LIMIT h.room FOR UPDATE SKIP LOCKED) c WHERE NOT h.ordered "
-                # ordered webhooks: only the oldest unfinished delivery, in the first lane
-                "UNION ALL SELECT head.id, head.next_attempt_at FROM hooks h CROSS JOIN LATERAL "
-                "(SELECT d.id, d.status, d.next_attempt_at FROM deliveries d "
-                "WHERE d.webhook_id = h.id AND d.status = ANY($6::text[]) ORDER BY d.id LIMIT 1) "
-                "head WHERE h.ordered AND $5 AND head.status <> 'failed' "
-                "AND head.next_attempt_at <= $1), "
-                "chosen AS (SELECT d.id FROM deliveries d JOIN (SELECT id FROM candidates "
-                "ORDER BY next_attempt_at LIMIT $2) c ON c.id = d.id "
-                "WHERE d.status IN ('pending', 'delivering') AND d.next_attempt_at <= $1 "
-                "FOR UPDATE OF d SKIP LOCKED) "
-                "UPDATE deliveries d SET status = 'delivering', next_attempt_at = $3, "
-                "lease_token = $4 FROM chosen, webhooks w, events e "
-                "WHERE d.id = chosen.id AND w.id = d.webhook_id AND e.id = d.event_id "
-                "RETURNING d.id, d.tenant_id, d.webhook_id, d.attempts_count, d.schedule_step, "
-                "d.manual, d.topic, w.url, w.secret, w.rate_limit, e.payload, "
-                "CASE WHEN w.previous_secret_until > $1 THEN w.previous_secret END "
-                "AS previous_secret",
-                now,
-                limit,
-                lease_until,
-                lease_token,
-                lane is Lane.FIRST,
-                head_statuses,
+            return await self._claim_in(
+                conn, now, limit, lease_until, lease_token, lane, failed_blocks
             )
+
+    async def record_and_claim(
+        self,
+        outcomes: list[Outcome],
+        now: datetime,
+        rules: RecordRules,
+        wants: Mapping[Lane, int],
+        lease_until: datetime,
+        lease_token: str,
+        failed_blocks: bool = False,
+    ) -> RoundResult:
+        # one transaction, one connection: a round trip for each statement, no more
+        async with self._tx() as conn:
+            alerts = await self._record_in(conn, outcomes, now, rules) if outcomes else []
+            jobs = {
+                lane: await self._claim_in(
+                    conn, now, want, lease_until, lease_token, lane, failed_blocks
+                )
+                for lane, want in wants.items()
+                if want > 0
+            }
+        return alerts, jobs
+
+    async def _claim_in(
+        self,
+        conn: Conn,
+        now: datetime,
+        limit: int,
+        lease_until: datetime,
+        lease_token: str,
+        lane: Lane,
+        failed_blocks: bool,
+    ) -> list[Job]:
+        head_statuses = ["pending", "delivering"] + (["failed"] if failed_blocks else [])
+        # a literal, not a parameter: each lane's condition must match its partial index
+        lane_condition = "d.attempts_count = 0" if lane is Lane.FIRST else "d.attempts_count > 0"
+        rows = await conn.fetch(
+            # each webhook's free slots: its cap less its unexpired leases
+            "WITH busy AS (SELECT webhook_id, count(*) AS n FROM deliveries "
+            "WHERE status = 'delivering' AND next_attempt_at > $1 GROUP BY webhook_id), "
+            "hooks AS (SELECT * FROM (SELECT w.id, w.ordered, (CASE WHEN w.ordered THEN 1 "
+            "ELSE w.max_in_flight END) - coalesce(b.n, 0) AS room FROM webhooks w "
+            "LEFT JOIN busy b ON b.webhook_id = w.id WHERE w.enabled "
+            "AND (w.paused_until IS NULL OR w.paused_until <= $1)) open WHERE room > 0), "
+            # unordered webhooks: their oldest due deliveries of this lane, up to the room
+            "candidates AS (SELECT c.id, c.next_attempt_at FROM hooks h CROSS JOIN LATERAL "
+            "(SELECT d.id, d.next_attempt_at FROM deliveries d WHERE d.webhook_id = h.id "
+            "AND d.status IN ('pending', 'delivering') AND d.next_attempt_at <= $1 "
+            f"AND {lane_condition} ORDER BY d.next_attempt_at "
+            # skipping rows another worker is claiming before the limit, not after it:
+            # workers claiming at once each get a full share, not the same few rows
+            "LIMIT h.room FOR UPDATE SKIP LOCKED) c WHERE NOT h.ordered "
+            # ordered webhooks: only the oldest unfinished delivery, in the first lane
+            "UNION ALL SELECT head.id, head.next_attempt_at FROM hooks h CROSS JOIN LATERAL "
+            "(SELECT d.id, d.status, d.next_attempt_at FROM deliveries d "
+            "WHERE d.webhook_id = h.id AND d.status = ANY($6::text[]) ORDER BY d.id LIMIT 1) "
+            "head WHERE h.ordered AND $5 AND head.status <> 'failed' "
+            "AND head.next_attempt_at <= $1), "
+            "chosen AS (SELECT d.id FROM deliveries d JOIN (SELECT id FROM candidates "
+            "ORDER BY next_attempt_at LIMIT $2) c ON c.id = d.id "
+            "WHERE d.status IN ('pending', 'delivering') AND d.next_attempt_at <= $1 "
+            "FOR UPDATE OF d SKIP LOCKED) "
+            "UPDATE deliveries d SET status = 'delivering', next_attempt_at = $3, "
+            "lease_token = $4 FROM chosen, webhooks w, events e "
+            "WHERE d.id = chosen.id AND w.id = d.webhook_id AND e.id = d.event_id "
+            "RETURNING d.id, d.tenant_id, d.webhook_id, d.attempts_count, d.schedule_step, "
+            "d.manual, d.topic, w.url, w.secret, w.rate_limit, e.payload, "
+            "CASE WHEN w.previous_secret_until > $1 THEN w.previous_secret END "
+            "AS previous_secret",
+            now,
+            limit,
+            lease_until,
+            lease_token,
+            lane is Lane.FIRST,
+            head_statuses,
+        )
         return [job_from(row, lease_token, self.box.open) for row in rows]
 
     async def record(
         self, outcomes: list[Outcome], now: datetime, rules: RecordRules
     ) -> list[WebhookAlert]:
-        attempts = [o.attempt for o in outcomes]
         async with self._tx() as conn:
-            await conn.execute(
-                "INSERT INTO attempts (id, delivery_id, number, manual, started_at, duration_ms, "
-                "request_url, request_headers, response_status, response_headers, "
-                "response_body, error_kind, error_message) "
-                "SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bool[], "
-                "$5::timestamptz[], $6::int[], $7::text[], $8::jsonb[], $9::int[], $10::jsonb[], "
-                "$11::bytea[], $12::text[], $13::text[])",
-                [a.id for a in attempts],
-                [a.delivery_id for a in attempts],
-                [a.number for a in attempts],
-                [a.manual for a in attempts],
-                [a.started_at for a in attempts],
-                [a.duration_ms for a in attempts],
-                [a.request_url for a in attempts],
-                [a.request_headers for a in attempts],
-                [a.response_status for a in attempts],
-                [a.response_headers for a in attempts],
-                [a.response_body for a in attempts],
-                [None if a.error_kind is None else a.error_kind.value for a in attempts],
-                [a.error_message for a in attempts],
-            )
-            # webhooks before deliveries: the order deleting a webhook takes its locks in
-            alerts = await self._update_webhooks(conn, outcomes, now, rules)
-            await conn.execute(
-                "UPDATE deliveries d SET status = u.status, next_attempt_at = u.next_at, "
-                "schedule_step = u.step, attempts_count = greatest(d.attempts_count, u.number), "
-                "last_status_code = u.code, last_duration_ms = u.duration, updated_at = u.at, "
-                "lease_token = NULL, manual = false "
-                "FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::int[], "
-                "$6::int[], $7::int[], $8::timestamptz[], $9::int[]) "
-                "AS u(id, lease_token, status, next_at, step, number, code, at, duration) "
-                "WHERE d.id = u.id AND d.lease_token = u.lease_token",
-                [o.attempt.delivery_id for o in outcomes],
-                [o.job.lease_token for o in outcomes],
-                [o.status.value for o in outcomes],
-                [o.next_attempt_at for o in outcomes],
-                [o.schedule_step for o in outcomes],
-                [o.attempt.number for o in outcomes],
-                [o.attempt.response_status for o in outcomes],
-                [o.attempt.started_at for o in outcomes],
-                [o.attempt.duration_ms for o in outcomes],
-            )
-            return alerts
+            return await self._record_in(conn, outcomes, now, rules)
+
+    async def _record_in(
+        self, conn: Conn, outcomes: list[Outcome], now: datetime, rules: RecordRules
+    ) -> list[WebhookAlert]:
+        attempts = [o.attempt for o in outcomes]
+        await conn.execute(
+            "INSERT INTO attempts (id, delivery_id, number, manual, started_at, duration_ms, "
+            "request_url, request_headers, response_status, response_headers, "
+            "response_body, error_kind, error_message) "
+            "SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bool[], "
+            "$5::timestamptz[], $6::int[], $7::text[], $8::jsonb[], $9::int[], $10::jsonb[], "
+            "$11::bytea[], $12::text[], $13::text[])",
+            [a.id for a in attempts],
+            [a.delivery_id for a in attempts],
+            [a.number for a in attempts],
+            [a.manual for a in attempts],
+            [a.started_at for a in attempts],
+            [a.duration_ms for a in attempts],
+            [a.request_url for a in attempts],
+            [a.request_headers for a in attempts],
+            [a.response_status for a in attempts],
+            [a.response_headers for a in attempts],
+            [a.response_body for a in attempts],
+            [None if a.error_kind is None else a.error_kind.value for a in attempts],
+            [a.error_message for a in attempts],
+        )
+        # webhooks before deliveries: the order deleting a webhook takes its locks in
+        alerts = await self._update_webhooks(conn, outcomes, now, rules)
+        await conn.execute(
+            "UPDATE deliveries d SET status = u.status, next_attempt_at = u.next_at, "
+            "schedule_step = u.step, attempts_count = greatest(d.attempts_count, u.number), "
+            "last_status_code = u.code, last_duration_ms = u.duration, updated_at = u.at, "
+            "lease_token = NULL, manual = false "
+            "FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::int[], "
+            "$6::int[], $7::int[], $8::timestamptz[], $9::int[]) "
+            "AS u(id, lease_token, status, next_at, step, number, code, at, duration) "
+            "WHERE d.id = u.id AND d.lease_token = u.lease_token",
+            [o.attempt.delivery_id for o in outcomes],
+            [o.job.lease_token for o in outcomes],
+            [o.status.value for o in outcomes],
+            [o.next_attempt_at for o in outcomes],
+            [o.schedule_step for o in outcomes],
+            [o.attempt.number for o in outcomes],
+            [o.attempt.response_status for o in outcomes],
+            [o.attempt.started_at for o in outcomes],
+            [o.attempt.duration_ms for o in outcomes],
+        )
+        return alerts
 
     @staticmethod
     async def _update_webhooks(

@@ -9,6 +9,7 @@ the writer.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import fcntl
 import functools
 import sqlite3
@@ -229,6 +230,8 @@ class SqliteStore(Store):
         self._writer = _Connection(path, "writer")
         self._reader = _Connection(path, "reader")
         self._publishes = _GroupCommit(self._writer)
+        #: per lane, the webhook its last claim looked at last: the next claim starts after it
+        self._probed_last = {lane: "" for lane in Lane}
         self._dispatch_lock: IO[str] | None = None
 
     @staticmethod
@@ -690,7 +693,10 @@ class SqliteStore(Store):
         failed_blocks: bool,
     ) -> list[Job]:
         at = _us(now)
-        ids = orjson.dumps(_due_ids(conn, at, limit, lane, failed_blocks)).decode()
+        due, self._probed_last[lane] = _due_ids(
+            conn, at, limit, lane, failed_blocks, self._probed_last[lane]
+        )
+        ids = orjson.dumps(due).decode()
         conn.execute(
             "UPDATE deliveries SET status = 'delivering', next_attempt_at = ?, "
             "lease_token = ? WHERE id IN (SELECT value FROM json_each(?))",
@@ -1115,9 +1121,18 @@ class SqliteStore(Store):
 
 
 def _due_ids(
-    conn: sqlite3.Connection, at: int, limit: int, lane: Lane, failed_blocks: bool
-) -> list[str]:
-    """Due deliveries of the lane, at most each webhook's free slots, oldest first."""
+    conn: sqlite3.Connection,
+    at: int,
+    limit: int,
+    lane: Lane,
+    failed_blocks: bool,
+    start_after: str,
+) -> tuple[list[str], str]:
+    """Due deliveries of the lane, at most each webhook's free slots, oldest first; and the
+    last webhook looked at. Webhooks are looked at in turn from the one after
+    ``start_after``, and only until ``limit`` deliveries are found: with a thousand webhooks
+    a claim of 64 does not probe them all, and the next claim carries on where this one
+    stopped, so every webhook gets its turn."""
     lane_condition = "attempts_count = 0" if lane is Lane.FIRST else "attempts_count > 0"
     head_statuses = "('pending', 'delivering', 'failed')" if failed_blocks else _QUEUED
     busy = dict(
@@ -1128,11 +1143,17 @@ def _due_ids(
         ).fetchall()
     )
     candidates: list[tuple[int, str]] = []
-    for hook in conn.execute(
+    hooks = conn.execute(
         "SELECT id, max_in_flight, ordered FROM webhooks WHERE enabled = 1 "
-        "AND (paused_until IS NULL OR paused_until <= ?)",
+        "AND (paused_until IS NULL OR paused_until <= ?) ORDER BY id",
         (at,),
-    ).fetchall():
+    ).fetchall()
+    turn = bisect.bisect_right([hook["id"] for hook in hooks], start_after)
+    last = start_after
+    for hook in hooks[turn:] + hooks[:turn]:
+        if len(candidates) >= limit:
+            break
+        last = hook["id"]
         room = (1 if hook["ordered"] else hook["max_in_flight"]) - busy.get(hook["id"], 0)
         if room <= 0:
             continue
@@ -1161,7 +1182,7 @@ def _due_ids(
             )
         )
     candidates.sort()
-    return [delivery_id for _, delivery_id in candidates[:limit]]
+    return [delivery_id for _, delivery_id in candidates[:limit]], last
 
 
 def _attempt_row(a: Attempt) -> tuple[Any, ...]:
