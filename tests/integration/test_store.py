@@ -525,3 +525,33 @@ async def test_replay_sends_failed_and_skipped_again_at_a_bounded_rate(store: St
     assert len(due) == 2  # the third is due a second later: the rate is bounded
     with pytest.raises(NotFound):
         await store.replay("acme", hook.id, statuses, None, None, later, timedelta(seconds=1))
+
+
+async def test_a_webhook_with_a_backlog_does_not_keep_the_others_waiting(store: Store):
+    busy, quiet = webhook(), webhook()  # busy's id sorts first
+    await store.insert_webhook(busy)
+    await store.insert_webhook(quiet)
+    for _ in range(20):
+        await store.insert_event(event(only_webhook_id=busy.id))
+    # the quiet webhook's only delivery is the oldest of all
+    await store.insert_event(event(only_webhook_id=quiet.id, created_at=T0 - timedelta(seconds=1)))
+    claimed = await store.claim(T0, 2, lease(T0), "a") + await store.claim(T0, 2, lease(T0), "b")
+    assert quiet.id in {job.webhook_id for job in claimed}
+
+
+async def test_a_round_records_what_finished_and_claims_the_slots_it_freed(store: Store):
+    narrow = webhook(max_in_flight=1)
+    await store.insert_webhook(narrow)
+    for _ in range(2):
+        await store.insert_event(event(only_webhook_id=narrow.id))
+    [first] = await store.claim(T0, 10, lease(T0), "a")
+    done = outcome(first, DeliveryStatus.SUCCEEDED, 200, T0)
+    alerts, claimed = await store.record_and_claim(
+        [done], T0, RULES, {Lane.FIRST: 10, Lane.RETRY: 0}, lease(T0), "b"
+    )
+    assert alerts == []
+    assert Lane.RETRY not in claimed  # a lane that wants nothing is not asked
+    [second] = claimed[Lane.FIRST]
+    assert second.delivery_id != first.delivery_id
+    recorded = await store.get_delivery("default", first.delivery_id)
+    assert recorded.delivery.status is DeliveryStatus.SUCCEEDED
