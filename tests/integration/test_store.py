@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -555,3 +556,24 @@ async def test_a_round_records_what_finished_and_claims_the_slots_it_freed(store
     assert second.delivery_id != first.delivery_id
     recorded = await store.get_delivery("default", first.delivery_id)
     assert recorded.delivery.status is DeliveryStatus.SUCCEEDED
+
+
+async def test_publishes_at_once_each_get_their_own_answer(store: Store):
+    """Published together (SQLite commits them as one group), a conflicting one fails alone:
+    the others are stored, each with its deliveries."""
+    await store.insert_webhook(webhook())
+    key = dict(idempotency_key="k", idempotency_expires_at=T0 + timedelta(hours=1))
+    await store.insert_event(event(request_hash="first", **key))
+    results = await asyncio.gather(
+        store.insert_event(event()),
+        store.insert_event(event(request_hash="another body", **key)),
+        store.insert_event(event()),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], IdempotencyConflict)
+    for stored in (results[0], results[2]):
+        assert not isinstance(stored, BaseException)
+        assert await store.get_event("default", stored.event.id) == stored.event
+        assert len(stored.delivery_ids) == 1
+    page = await store.list_deliveries(DeliveryFilter(tenant_id="default"), None, 10)
+    assert len(page.items) == 3
