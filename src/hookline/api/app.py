@@ -36,7 +36,7 @@ from ..runtime import Runtime, first_key_notice
 from ..service import Clock, utcnow
 from ..ui import SignInRequired
 from ..ui.routes import render_error
-from .routes import router
+from .routes import publish_event_lean, router
 
 _STATUS: dict[type[HooklineError], int] = {
     InvalidInput: 422,
@@ -156,6 +156,10 @@ def create_app(settings: Settings, *, dispatch: bool = True, clock: Clock = utcn
     app.add_exception_handler(SignInRequired, _sign_in_first)
     app.add_middleware(SecurityHeaders, portal_origins=settings.portal_origins)
     app.add_middleware(HeaderLimit, limit=settings.max_header_bytes)
+    # ahead of the documented route of the same operation (see publish_event_lean)
+    app.router.add_route(
+        "/api/v1/events", publish_event_lean, methods=["POST"], include_in_schema=False
+    )
     app.include_router(router)
     app.include_router(ui.router)
     app.mount("/static", ui.static_files, name="static")

@@ -304,8 +304,24 @@ async def publish_event(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Store the event durably and fan it out; the body is sent to receivers byte for byte."""
+    return await _publish(request, svc, who, idempotency_key)
+
+
+async def publish_event_lean(request: Request) -> Response:
+    """``POST /api/v1/events`` as the app serves it: the same operation as ``publish_event``
+    (which documents it), without FastAPI's dependency resolution, which cost a third of the
+    CPU of a publish. The hottest route of all is registered ahead of the documented one."""
+    headers = request.headers
+    svc = service(request)
+    who = await principal(request, headers.get("authorization"), headers.get("x-hookline-tenant"))
+    return await _publish(request, svc, who, headers.get("idempotency-key"))
+
+
+async def _publish(
+    request: Request, svc: Service, who: Principal, idempotency_key: str | None
+) -> Response:
     body = await _read_body(request, svc.settings.max_payload_bytes)
-    stored = await svc.publish(tenant_id, body, idempotency_key, rate_key=who.key_id or "admin")
+    stored = await svc.publish(who.tenant_id, body, idempotency_key, rate_key=who.key_id or "admin")
     headers = {"Idempotent-Replayed": "true"} if stored.replayed else None
     return _json(s.event_accepted_json(stored.event), 202, headers)
 
