@@ -6,7 +6,8 @@
 
 Needs PostgreSQL (HOOKLINE_TEST_POSTGRES, default local trust) and Redis (HOOKLINE_BENCH_REDIS,
 default redis://127.0.0.1:6379/15). Prints the tables and the verdict on each target, and
-writes ``benchmarks/results/latest.json`` and ``latest.png``. Asserts nothing.
+writes ``benchmarks/results/latest.json``, ``latest.md`` (the tables, for BENCHMARKS.md) and
+``latest.png``. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -232,6 +233,29 @@ def scenario_lines(results: dict[str, Any]) -> list[tuple[str, str]]:
     return lines
 
 
+def markdown(results: dict[str, Any]) -> str:
+    """The same tables, in Markdown, for BENCHMARKS.md."""
+    ceiling = results.get("ceiling", {}).get("drain_per_s")
+    out = [
+        "| system | deliveries/s | × ceiling | p50 ms | p99 ms | peak RSS MiB |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for name, row in systems(results).items():
+        ratio = _n(row["drain_per_s"] / ceiling, 2) if ceiling else "—"
+        out.append(
+            f"| {name} | {_n(row['drain_per_s'])} | {ratio} | {_n(row.get('p50_ms'), 1)} "
+            f"| {_n(row.get('p99_ms'), 1)} | {_rss(row.get('rss_mib'))} |"
+        )
+    out += ["", "| scenario | result |", "| --- | --- |"]
+    out += [f"| {name} | {text} |" for name, text in scenario_lines(results)]
+    out += ["", "| target | measured | met |", "| --- | --- | --- |"]
+    out += [
+        f"| {target} | {measured} | {'yes' if met else '**no**'} |"
+        for target, measured, met in verdicts(results)
+    ]
+    return "\n".join(out) + "\n"
+
+
 def chart(results: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -277,7 +301,8 @@ def main() -> None:
     results = run(parts, sizes, save)
     report(results)
     chart(results, args.out / f"{name}.png")
-    console.print(f"wrote {args.out / name}.json and .png")
+    (args.out / f"{name}.md").write_text(markdown(results))
+    console.print(f"wrote {args.out / name}.json, .md and .png")
 
 
 if __name__ == "__main__":
