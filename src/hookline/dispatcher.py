@@ -213,6 +213,9 @@ class Dispatcher:
         backoff = _Backoff()
         try:
             while not stop.is_set():
+                # cleared before the round, not after: a publish or a finished request while
+                # the round runs must still wake the next one
+                self._wake.clear()
                 try:
                     claimed = await self._round()
                     backoff.reset()
@@ -301,8 +304,7 @@ class Dispatcher:
     async def _wait(self, stop: asyncio.Event, claimed: _Claimed) -> None:
         """Until the next round is worth a trip to the store: an attempt finished, something
         was published, or (when nothing was due) the earliest planned attempt is due."""
-        self._wake.clear()
-        if self._finished:
+        if self._finished or self._wake.is_set():
             return
         timeout = _BUSY_WAIT
         if claimed is _Claimed.NONE:

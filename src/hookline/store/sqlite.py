@@ -9,7 +9,6 @@ the writer.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import fcntl
 import functools
 import sqlite3
@@ -1166,14 +1165,8 @@ def _due_ids(
         ).fetchall()
     )
     candidates: list[tuple[int, str]] = []
-    hooks = conn.execute(
-        "SELECT id, max_in_flight, ordered FROM webhooks WHERE enabled = 1 "
-        "AND (paused_until IS NULL OR paused_until <= ?) ORDER BY id",
-        (at,),
-    ).fetchall()
-    turn = bisect.bisect_right([hook["id"] for hook in hooks], start_after)
     last = start_after
-    for hook in hooks[turn:] + hooks[:turn]:
+    for hook in _webhooks_in_turn(conn, at, start_after):
         if len(candidates) >= limit:
             break
         last = hook["id"]
@@ -1206,6 +1199,18 @@ def _due_ids(
         )
     candidates.sort()
     return [delivery_id for _, delivery_id in candidates[:limit]], last
+
+
+def _webhooks_in_turn(conn: sqlite3.Connection, at: int, start_after: str) -> Iterator[sqlite3.Row]:
+    """Enabled, unpaused webhooks by id from the one after ``start_after``, then from the
+    first; read as they are used (a cursor steps row by row), so a claim that stops early has
+    not read the rest."""
+    for condition in ("id > ?", "id <= ?"):
+        yield from conn.execute(
+            "SELECT id, max_in_flight, ordered FROM webhooks WHERE enabled = 1 "
+            f"AND (paused_until IS NULL OR paused_until <= ?) AND {condition} ORDER BY id",
+            (at, start_after),
+        )
 
 
 def _attempt_row(a: Attempt) -> tuple[Any, ...]:
