@@ -53,9 +53,7 @@ def summary(raw: Path, top: int = 40) -> str:
     lines += [f"{n / total:6.1%}  {frame}" for frame, n in own.most_common(top)]
     lines += ["", "inclusive (hookline's own functions):"]
     lines += [
-        f"{n / total:6.1%}  {frame}"
-        for frame, n in inclusive.most_common()
-        if "hookline/" in frame
+        f"{n / total:6.1%}  {frame}" for frame, n in inclusive.most_common() if "hookline/" in frame
     ][:top]
     return "\n".join(lines)
 
