@@ -218,7 +218,8 @@ def scenario_lines(results: dict[str, Any]) -> list[tuple[str, str]]:
             (
                 "one webhook in ten hanging (SQLite)",
                 f"healthy {h['with_one_in_ten_hanging_per_s']:,.0f}/s against "
-                f"{h['healthy_per_s']:,.0f}/s with none hanging",
+                f"{h['healthy_per_s']:,.0f}/s with none hanging (medians of "
+                f"{len(h['rounds']['one hanging'])} runs each way)",
             )
         )
     for backend, p in results.get("pending", {}).items():
