@@ -33,4 +33,5 @@ def test_the_quick_benchmark_measures_ceiling_and_hookline_on_sqlite(tmp_path: P
     assert sqlite["rss_mib"]["serve"] > 10
     hanging = results["hanging"]
     assert hanging["healthy_per_s"] > 0 and hanging["with_one_in_ten_hanging_per_s"] > 0
+    assert hanging["kept"] > 0
     assert "SQLite drain" in done.stdout  # the verdict on the drain target is printed
