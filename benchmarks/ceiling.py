@@ -4,7 +4,6 @@ machine's HTTP client can physically push; hookline is measured against it."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import aiohttp
@@ -12,7 +11,7 @@ import uvloop
 
 from hookline.signing import signature_headers
 
-from .harness import SECRET, TOPICS, event_body
+from .harness import SECRET, TOPICS, drive, event_body
 
 
 def _headers(n: int, body: bytes) -> dict[str, str]:
@@ -25,31 +24,14 @@ def _headers(n: int, body: bytes) -> dict[str, str]:
 async def _run(receiver_url: str, total: int, concurrency: int, rate: float | None) -> None:
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
-        gate = asyncio.Semaphore(concurrency)
 
         async def one(n: int) -> None:
-            async with gate:
-                body = event_body(TOPICS[n % len(TOPICS)], n, stamped=True)
-                url = f"{receiver_url}/hook/{n % len(TOPICS)}"
-                async with session.post(url, data=body, headers=_headers(n, body)) as response:
-                    await response.read()
+            body = event_body(TOPICS[n % len(TOPICS)], n, stamped=True)
+            url = f"{receiver_url}/hook/{n % len(TOPICS)}"
+            async with session.post(url, data=body, headers=_headers(n, body)) as response:
+                await response.read()
 
-        if rate is None:
-            queue = iter(range(total))
-
-            async def worker() -> None:
-                for n in queue:
-                    await one(n)
-
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-            return
-        started = time.perf_counter()
-        tasks = []
-        for n in range(total):
-            if (wait := started + n / rate - time.perf_counter()) > 0:
-                await asyncio.sleep(wait)
-            tasks.append(asyncio.create_task(one(n)))
-        await asyncio.gather(*tasks)
+        await drive(total, concurrency, rate, one)
 
 
 def send(receiver_url: str, total: int, concurrency: int = 64, rate: float | None = None) -> None:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -204,38 +204,57 @@ class Published:
         return self.count / self.seconds
 
 
+async def drive(
+    total: int, concurrency: int, rate: float | None, one: Callable[[int], Awaitable[None]]
+) -> None:
+    """Run ``one(n)`` for n in 0..total-1, at most ``concurrency`` at once: as fast as that
+    allows, or each started on time at ``rate`` per second (an open loop: a slow answer does
+    not slow the senders down, as with real publishers)."""
+    if rate is None:
+        queue = iter(range(total))
+
+        async def sender() -> None:
+            for n in queue:
+                await one(n)
+
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
+        return
+    gate = asyncio.Semaphore(concurrency)
+
+    async def gated(n: int) -> None:
+        async with gate:
+            await one(n)
+
+    started = time.perf_counter()
+    tasks = []
+    for n in range(total):
+        if (wait := started + n / rate - time.perf_counter()) > 0:
+            await asyncio.sleep(wait)
+        tasks.append(asyncio.create_task(gated(n)))
+    await asyncio.gather(*tasks)
+
+
 async def _post_events(
     url: str, total: int, concurrency: int, topics: list[str], rate: float | None
 ) -> Published:
-    """POST ``total`` events to hookline, ``concurrency`` at a time, or paced at ``rate`` per
-    second; each event to one of ``topics`` in turn, stamped with its publish time."""
+    """POST ``total`` events to hookline (see ``drive``); each event to one of ``topics`` in
+    turn, stamped with its publish time."""
     acks: list[float] = []
     headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
-        gate = asyncio.Semaphore(concurrency)
 
         async def one(n: int) -> None:
-            async with gate:
-                body = event_body(topics[n % len(topics)], n, stamped=True)
-                started = time.perf_counter()
-                async with session.post(f"{url}/api/v1/events", data=body, headers=headers) as r:
-                    await r.read()
-                    if r.status != 202:
-                        raise RuntimeError(f"publish answered {r.status}: {await r.text()}")
-                acks.append((time.perf_counter() - started) * 1000)
+            body = event_body(topics[n % len(topics)], n, stamped=True)
+            started = time.perf_counter()
+            async with session.post(f"{url}/api/v1/events", data=body, headers=headers) as r:
+                await r.read()
+                if r.status != 202:
+                    raise RuntimeError(f"publish answered {r.status}: {await r.text()}")
+            acks.append((time.perf_counter() - started) * 1000)
 
         started = time.perf_counter()
-        if rate is None:
-            await asyncio.gather(*(one(n) for n in range(total)))
-        else:
-            tasks = []
-            for n in range(total):
-                due = started + n / rate
-                if (wait := due - time.perf_counter()) > 0:
-                    await asyncio.sleep(wait)
-                tasks.append(asyncio.create_task(one(n)))
-            await asyncio.gather(*tasks)
+        await drive(total, concurrency, rate, one)
         return Published(total, time.perf_counter() - started, acks)
 
 

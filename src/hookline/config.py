@@ -207,7 +207,7 @@ class Settings:
         "the packaged catalog.",
     )
     concurrency: int = _setting(
-        64,
+        128,
         "HOOKLINE_CONCURRENCY",
         "First attempts a dispatcher keeps in flight at most.",
         int,

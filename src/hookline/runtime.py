@@ -55,7 +55,8 @@ class Runtime:
                 self.service.guard,
                 timeout=settings.attempt_timeout,
                 body_limit=settings.response_body_max,
-                max_connections=settings.concurrency,
+                # a connection for every slot of both lanes
+                max_connections=settings.concurrency + settings.retry_concurrency,
                 local_prefix=settings.inbox_prefix,
                 local_capture=self.service.inboxes.capture,
             )

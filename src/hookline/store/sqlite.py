@@ -252,8 +252,6 @@ class SqliteStore(Store):
         self._writer = _Connection(path, "writer")
         self._reader = _Connection(path, "reader")
         self._publishes = _GroupCommit(self._writer)
-        #: per lane, the webhook its last claim looked at last: the next claim starts after it
-        self._probed_last = {lane: "" for lane in Lane}
         self._dispatch_lock: IO[str] | None = None
 
     @staticmethod
@@ -715,10 +713,7 @@ class SqliteStore(Store):
         failed_blocks: bool,
     ) -> list[Job]:
         at = _us(now)
-        due, self._probed_last[lane] = _due_ids(
-            conn, at, limit, lane, failed_blocks, self._probed_last[lane]
-        )
-        ids = orjson.dumps(due).decode()
+        ids = orjson.dumps(_due_ids(conn, at, limit, lane, failed_blocks)).decode()
         conn.execute(
             "UPDATE deliveries SET status = 'delivering', next_attempt_at = ?, "
             "lease_token = ? WHERE id IN (SELECT value FROM json_each(?))",
@@ -1143,18 +1138,9 @@ class SqliteStore(Store):
 
 
 def _due_ids(
-    conn: sqlite3.Connection,
-    at: int,
-    limit: int,
-    lane: Lane,
-    failed_blocks: bool,
-    start_after: str,
-) -> tuple[list[str], str]:
-    """Due deliveries of the lane, at most each webhook's free slots, oldest first; and the
-    last webhook looked at. Webhooks are looked at in turn from the one after
-    ``start_after``, and only until ``limit`` deliveries are found: with a thousand webhooks
-    a claim of 64 does not probe them all, and the next claim carries on where this one
-    stopped, so every webhook gets its turn."""
+    conn: sqlite3.Connection, at: int, limit: int, lane: Lane, failed_blocks: bool
+) -> list[str]:
+    """Due deliveries of the lane, at most each webhook's free slots, oldest first."""
     lane_condition = "attempts_count = 0" if lane is Lane.FIRST else "attempts_count > 0"
     head_statuses = "('pending', 'delivering', 'failed')" if failed_blocks else _QUEUED
     busy = dict(
@@ -1165,11 +1151,11 @@ def _due_ids(
         ).fetchall()
     )
     candidates: list[tuple[int, str]] = []
-    last = start_after
-    for hook in _webhooks_in_turn(conn, at, start_after):
-        if len(candidates) >= limit:
-            break
-        last = hook["id"]
+    for hook in conn.execute(
+        "SELECT id, max_in_flight, ordered FROM webhooks WHERE enabled = 1 "
+        "AND (paused_until IS NULL OR paused_until <= ?)",
+        (at,),
+    ):
         room = (1 if hook["ordered"] else hook["max_in_flight"]) - busy.get(hook["id"], 0)
         if room <= 0:
             continue
@@ -1198,19 +1184,7 @@ def _due_ids(
             )
         )
     candidates.sort()
-    return [delivery_id for _, delivery_id in candidates[:limit]], last
-
-
-def _webhooks_in_turn(conn: sqlite3.Connection, at: int, start_after: str) -> Iterator[sqlite3.Row]:
-    """Enabled, unpaused webhooks by id from the one after ``start_after``, then from the
-    first; read as they are used (a cursor steps row by row), so a claim that stops early has
-    not read the rest."""
-    for condition in ("id > ?", "id <= ?"):
-        yield from conn.execute(
-            "SELECT id, max_in_flight, ordered FROM webhooks WHERE enabled = 1 "
-            f"AND (paused_until IS NULL OR paused_until <= ?) AND {condition} ORDER BY id",
-            (at, start_after),
-        )
+    return [delivery_id for _, delivery_id in candidates[:limit]]
 
 
 def _attempt_row(a: Attempt) -> tuple[Any, ...]:
