@@ -61,7 +61,8 @@ async def publish_many(url: str, numbers: range, accepted: list[int], concurrenc
             body = orjson.dumps({"action": "employee_create", "data": {"n": n}})
             try:
                 response = await client.post("/api/v1/events", content=body)
-            except httpx.TransportError:
+            except httpx.TransportError as exc:
+                print(f"publishing {n} failed: {exc!r}")  # shown if the test fails
                 refused.append(0)
                 continue
             if response.status_code == 202:
