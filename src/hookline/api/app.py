@@ -185,7 +185,11 @@ class SecurityHeaders:
 
     def __init__(self, app: ASGIApp, portal_origins: tuple[str, ...]) -> None:
         self.app = app
-        self.framed_by = " ".join(portal_origins) or "'none'"
+        framed_by = " ".join(portal_origins) or "'none'"
+        # both policies made once, not on every response
+        self.portal_policy = _POLICY.format(ancestors=framed_by)
+        self.portal_framable = framed_by != "'none'"
+        self.policy = _POLICY.format(ancestors="'none'")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -208,7 +212,6 @@ class SecurityHeaders:
         if scope["path"].startswith(("/docs", "/redoc")):
             return
         portal = scope.get("state", {}).get("portal", False)
-        ancestors = self.framed_by if portal else "'none'"
-        headers.setdefault("Content-Security-Policy", _POLICY.format(ancestors=ancestors))
-        if ancestors == "'none'":
+        headers.setdefault("Content-Security-Policy", self.portal_policy if portal else self.policy)
+        if not (portal and self.portal_framable):
             headers.setdefault("X-Frame-Options", "DENY")
